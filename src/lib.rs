@@ -1,0 +1,1 @@
+//! Node.js binding of udpcom (placeholder while the engine is built).
