@@ -1,0 +1,283 @@
+//! CLOCK_MONOTONIC time and waiting for an absolute deadline: sleep, then spin.
+//!
+//! All times are nanoseconds of CLOCK_MONOTONIC, the clock behind Node's
+//! `process.hrtime.bigint()`, so a deadline computed in JavaScript means the same instant here.
+//!
+//! [`DeadlineWaiter::wait_until`] sleeps with `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`
+//! until a *spin window* before the deadline and busy-waits the rest. Sleeping on an absolute
+//! time (never on a delta) means time lost to a late wake-up is not added to the next wait.
+//! The spin window is the trade between CPU and precision: it must cover the thread's wake-up
+//! lateness, which depends on the machine, the scheduler class and the load. Unless a fixed
+//! window is configured, [`SpinWindow`] learns it: it keeps the last 256 wake-up latenesses
+//! and sets the window a margin above their 99th percentile.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustix::thread::ClockId;
+use rustix::time::Timespec;
+
+use crate::config::SpinPolicy;
+use crate::rt::RunBudget;
+
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+
+/// Longest single sleep: a sleeping sender checks for `stop()` at least this often, which
+/// keeps `stop()` well under its 100 ms promise even when the next packet is due in an hour.
+pub const MAX_SLEEP_CHUNK_NS: u64 = 20_000_000;
+
+/// A gap this long between two clock reads of a spin loop means the thread was not running
+/// (preempted, throttled, or the VM was descheduled); such gaps are counted as stalls.
+pub const STALL_NS: u64 = 200_000;
+
+/// Current CLOCK_MONOTONIC time in nanoseconds (a vDSO call, no system call).
+#[inline]
+pub fn now_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
+}
+
+/// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns` (absolute; returns at once if it passed).
+pub fn sleep_until(deadline_ns: u64) {
+    let request = Timespec {
+        tv_sec: (deadline_ns / NS_PER_SEC) as i64,
+        tv_nsec: (deadline_ns % NS_PER_SEC) as _,
+    };
+    // Only EINTR can interrupt an absolute sleep with a valid time; sleeping again on the same
+    // absolute deadline is exactly right after a signal.
+    while rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &request) == Err(rustix::io::Errno::INTR) {}
+}
+
+/// Initial adaptive window, before any wake-up has been measured.
+pub const ADAPTIVE_INITIAL_NS: u64 = 50_000;
+/// Smallest adaptive window.
+pub const ADAPTIVE_MIN_NS: u64 = 2_000;
+/// Largest adaptive window: beyond this the machine is too noisy for spinning to help, and
+/// a longer spin only burns the CPU.
+pub const ADAPTIVE_MAX_NS: u64 = 500_000;
+const SAMPLES: usize = 256;
+/// Recompute the adaptive window after this many new samples.
+const RECOMPUTE_EVERY: usize = 32;
+
+/// The busy-wait window before a deadline: fixed, or learned from measured wake-ups.
+#[derive(Clone, Debug)]
+pub struct SpinWindow {
+    adaptive: bool,
+    window_ns: u64,
+    /// Recent wake-up latenesses (ns, saturated at u32::MAX), a circular buffer.
+    samples: [u32; SAMPLES],
+    next: usize,
+    filled: usize,
+    since_recompute: usize,
+}
+
+impl SpinWindow {
+    /// A window following `policy`.
+    pub fn new(policy: SpinPolicy) -> Self {
+        let (adaptive, window_ns) = match policy {
+            SpinPolicy::Fixed(ns) => (false, ns),
+            SpinPolicy::Adaptive => (true, ADAPTIVE_INITIAL_NS),
+        };
+        SpinWindow {
+            adaptive,
+            window_ns,
+            samples: [0; SAMPLES],
+            next: 0,
+            filled: 0,
+            since_recompute: 0,
+        }
+    }
+
+    /// Current window in nanoseconds.
+    #[inline]
+    pub fn window_ns(&self) -> u64 {
+        self.window_ns
+    }
+
+    /// Records how late a sleep woke up (actual wake time minus requested time).
+    pub fn record_wakeup(&mut self, lateness_ns: u64) {
+        self.samples[self.next] = lateness_ns.min(u32::MAX as u64) as u32;
+        self.next = (self.next + 1) % SAMPLES;
+        self.filled = (self.filled + 1).min(SAMPLES);
+        self.since_recompute += 1;
+    }
+
+    /// True when enough new samples arrived to recompute the window.
+    pub fn wants_recompute(&self) -> bool {
+        self.adaptive && self.since_recompute >= RECOMPUTE_EVERY
+    }
+
+    /// Sets the window to 1.25 × the 99th percentile of recent wake-up lateness + 1 µs, within
+    /// [`ADAPTIVE_MIN_NS`]..=[`ADAPTIVE_MAX_NS`]. Costs about a microsecond; the waiter calls it
+    /// only while spinning with time to spare.
+    pub fn recompute(&mut self) {
+        self.since_recompute = 0;
+        if !self.adaptive || self.filled == 0 {
+            return;
+        }
+        let mut sorted = self.samples;
+        let recent = &mut sorted[..self.filled];
+        let rank = (recent.len() * 99).div_ceil(100) - 1;
+        let p99 = *recent.select_nth_unstable(rank).1 as u64;
+        self.window_ns = (p99 + p99 / 4 + 1_000).clamp(ADAPTIVE_MIN_NS, ADAPTIVE_MAX_NS);
+    }
+}
+
+/// How a wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// The deadline was reached.
+    Reached,
+    /// The stop flag was raised first.
+    Stopped,
+}
+
+/// Waits for absolute deadlines: sleep until the spin window, then spin.
+#[derive(Debug)]
+pub struct DeadlineWaiter {
+    /// The spin window in use.
+    pub spin: SpinWindow,
+    /// Spin loops in which the clock jumped by more than [`STALL_NS`] between two reads.
+    pub stalls: u64,
+}
+
+impl DeadlineWaiter {
+    /// A waiter with the given spin policy.
+    pub fn new(policy: SpinPolicy) -> Self {
+        DeadlineWaiter {
+            spin: SpinWindow::new(policy),
+            stalls: 0,
+        }
+    }
+
+    /// Returns at `deadline_ns` or later, or early with [`Wait::Stopped`] once `stop` is set
+    /// (checked at least every [`MAX_SLEEP_CHUNK_NS`] while sleeping). Sleep time is reported
+    /// to `budget`; if the budget forces a pause, the deadline may be missed, and the pause
+    /// is counted there.
+    pub fn wait_until(&mut self, deadline_ns: u64, stop: &AtomicBool, budget: &mut RunBudget) -> Wait {
+        let mut now = now_ns();
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return Wait::Stopped;
+            }
+            let wake_at = deadline_ns.saturating_sub(self.spin.window_ns());
+            if now >= wake_at {
+                break;
+            }
+            let sleep_to = wake_at.min(now + MAX_SLEEP_CHUNK_NS);
+            sleep_until(sleep_to);
+            let woke = now_ns();
+            budget.slept(woke - now);
+            if sleep_to == wake_at {
+                self.spin.record_wakeup(woke.saturating_sub(sleep_to));
+            }
+            now = woke;
+        }
+        budget.check(now);
+        // Spin. Recompute the adaptive window here, where waiting costs nothing, as long as
+        // there are a few microseconds to spare.
+        if self.spin.wants_recompute() && now + 5_000 < deadline_ns {
+            self.spin.recompute();
+            now = now_ns();
+        }
+        while now < deadline_ns {
+            std::hint::spin_loop();
+            let next = now_ns();
+            if next - now > STALL_NS {
+                self.stalls += 1;
+            }
+            now = next;
+        }
+        Wait::Reached
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_is_monotonic_and_matches_std_instant_rate() {
+        let a = now_ns();
+        let instant = std::time::Instant::now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let b = now_ns();
+        let elapsed = instant.elapsed().as_nanos() as u64;
+        assert!(b > a);
+        // Generous: the two clock reads are not simultaneous.
+        assert!((b - a).abs_diff(elapsed) < 2_000_000, "{} vs {}", b - a, elapsed);
+    }
+
+    #[test]
+    fn sleep_until_never_returns_early() {
+        for offset in [0, 1_000, 100_000, 1_000_000] {
+            let deadline = now_ns() + offset;
+            sleep_until(deadline);
+            assert!(now_ns() >= deadline);
+        }
+        sleep_until(0); // the past returns at once
+    }
+
+    #[test]
+    fn waiter_reaches_deadline_not_before_it() {
+        let stop = AtomicBool::new(false);
+        let mut budget = RunBudget::new(false);
+        let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000));
+        for _ in 0..20 {
+            let deadline = now_ns() + 300_000;
+            assert_eq!(waiter.wait_until(deadline, &stop, &mut budget), Wait::Reached);
+            let late = now_ns() - deadline;
+            // Generous bound: spinning makes this tens of ns on an idle machine.
+            assert!(late < 5_000_000, "late by {late} ns");
+        }
+    }
+
+    #[test]
+    fn waiter_stops_within_a_chunk_even_for_far_deadlines() {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let started = std::time::Instant::now();
+        let waiter = std::thread::spawn(move || {
+            let mut budget = RunBudget::new(false);
+            DeadlineWaiter::new(SpinPolicy::Adaptive).wait_until(now_ns() + 3600 * NS_PER_SEC, &flag, &mut budget)
+        });
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        stop.store(true, Ordering::Relaxed);
+        assert_eq!(waiter.join().unwrap(), Wait::Stopped);
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    }
+
+    #[test]
+    fn adaptive_window_follows_measured_lateness() {
+        let mut window = SpinWindow::new(SpinPolicy::Adaptive);
+        assert_eq!(window.window_ns(), ADAPTIVE_INITIAL_NS);
+        for i in 0..256 {
+            window.record_wakeup(if i % 128 == 0 { 1_000_000 } else { 8_000 });
+        }
+        assert!(window.wants_recompute());
+        window.recompute();
+        // Two spikes in 256 samples sit above the 99th percentile: 8 µs × 1.25 + 1 µs.
+        assert_eq!(window.window_ns(), 11_000);
+        for _ in 0..256 {
+            window.record_wakeup(10);
+        }
+        window.recompute();
+        assert_eq!(window.window_ns(), ADAPTIVE_MIN_NS);
+        for _ in 0..256 {
+            window.record_wakeup(10_000_000);
+        }
+        window.recompute();
+        assert_eq!(window.window_ns(), ADAPTIVE_MAX_NS);
+    }
+
+    #[test]
+    fn fixed_window_never_moves() {
+        let mut window = SpinWindow::new(SpinPolicy::Fixed(7_000));
+        for _ in 0..1000 {
+            window.record_wakeup(1_000_000);
+        }
+        assert!(!window.wants_recompute());
+        window.recompute();
+        assert_eq!(window.window_ns(), 7_000);
+    }
+}

@@ -1,0 +1,364 @@
+//! Constructor arguments and options, validated once into a [`Config`].
+//!
+//! JavaScript hands numbers over as `f64`; the binding checks JavaScript types
+//! (`ERR_INVALID_ARG_TYPE`) and this module checks values (`ERR_OUT_OF_RANGE`,
+//! `ERR_INVALID_ARG_VALUE`), so that every rule lives in one place and is unit-tested.
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::error::{Error, Result};
+
+/// Which worker threads an instance runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// 0: only the sender thread.
+    Send,
+    /// 1: only the receiver thread.
+    Receive,
+    /// 2: both.
+    Both,
+}
+
+impl Direction {
+    /// True when this direction has a sender thread.
+    pub fn sends(self) -> bool {
+        matches!(self, Direction::Send | Direction::Both)
+    }
+
+    /// True when this direction has a receiver thread.
+    pub fn receives(self) -> bool {
+        matches!(self, Direction::Receive | Direction::Both)
+    }
+}
+
+/// How long the sender busy-waits before each deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpinPolicy {
+    /// A fixed window in nanoseconds (`spinNs` given).
+    Fixed(u64),
+    /// Learned from the measured wake-up lateness of this thread (`spinNs` not given).
+    Adaptive,
+}
+
+/// Options as they arrive from JavaScript, before their values are checked.
+/// `None` means "not given".
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// CPU the worker thread(s) are pinned to.
+    pub cpu: Option<f64>,
+    /// CPU of the receive worker; default: `cpu`.
+    pub rx_cpu: Option<f64>,
+    /// Ring capacity in packets, per direction.
+    pub capacity: Option<f64>,
+    /// Payload bytes each ring can hold, per direction.
+    pub ring_bytes: Option<f64>,
+    /// 0 send only, 1 receive only, 2 both.
+    pub direction: Option<f64>,
+    /// SCHED_FIFO priority 1..99; 0 means normal scheduling.
+    pub priority: Option<f64>,
+    /// Busy-wait window before each deadline, in ns.
+    pub spin_ns: Option<f64>,
+    /// Lock the rings into RAM with mlock (and fault them in) at start.
+    pub lock_memory: Option<bool>,
+}
+
+/// Default ring capacity in packets.
+pub const DEFAULT_CAPACITY: usize = 4096;
+/// Largest ring capacity in packets.
+pub const MAX_CAPACITY: usize = 1 << 24;
+/// Default payload bytes per queued packet, used to size the byte ring from `capacity`.
+pub const DEFAULT_BYTES_PER_PACKET: usize = 512;
+/// Smallest byte ring: twice the largest datagram, so that any datagram fits once the ring
+/// has drained, wherever the write position happens to be.
+pub const MIN_RING_BYTES: usize = 128 * 1024;
+/// Largest default byte ring (a larger one can be asked for with `ringBytes`).
+pub const MAX_DEFAULT_RING_BYTES: usize = 64 * 1024 * 1024;
+/// Largest byte ring (offsets are stored as u32).
+pub const MAX_RING_BYTES: usize = 1 << 31;
+/// Largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
+pub const MAX_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload over IPv6: 65535 - 8 (UDP header); the IPv6 header is not counted.
+pub const MAX_PAYLOAD_V6: usize = 65_527;
+/// Largest fixed spin window: 100 ms.
+pub const MAX_SPIN_NS: u64 = 100_000_000;
+/// Highest SCHED_FIFO priority on Linux.
+pub const MAX_PRIORITY: i32 = 99;
+/// Highest CPU number a Linux `cpu_set_t` can hold.
+pub const MAX_CPU: usize = libc::CPU_SETSIZE as usize - 1;
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Address the socket binds to (port 0: the kernel picks one).
+    pub local: SocketAddr,
+    /// Peer the socket connects to; `None` when `remotePort` is 0 (unconnected).
+    pub remote: Option<SocketAddr>,
+    /// Which threads run.
+    pub direction: Direction,
+    /// CPU of the sender (and of the receiver unless `rx_cpu` is set).
+    pub cpu: Option<usize>,
+    /// CPU of the receiver.
+    pub rx_cpu: Option<usize>,
+    /// Packets per ring.
+    pub capacity: usize,
+    /// Payload bytes per ring.
+    pub ring_bytes: usize,
+    /// SCHED_FIFO priority, or `None` for normal scheduling.
+    pub priority: Option<i32>,
+    /// Spin window policy of the sender.
+    pub spin: SpinPolicy,
+    /// mlock the rings at start.
+    pub lock_memory: bool,
+}
+
+impl Config {
+    /// Checks the constructor's arguments; names in messages are the JavaScript ones.
+    pub fn new(
+        local_ip: &str,
+        local_port: f64,
+        remote_ip: &str,
+        remote_port: f64,
+        options: &Options,
+    ) -> Result<Config> {
+        let local_ip = parse_ip("localIp", local_ip)?;
+        let remote_ip = parse_ip("remoteIp", remote_ip)?;
+        if local_ip.is_ipv4() != remote_ip.is_ipv4() {
+            return Err(Error::invalid_arg_value(
+                "The argument 'remoteIp'",
+                "must be of the same IP family as localIp",
+                format!("'{remote_ip}' with localIp '{local_ip}'"),
+            ));
+        }
+        let local_port = integer("\"localPort\"", local_port, 0, 65_535)? as u16;
+        let remote_port = integer("\"remotePort\"", remote_port, 0, 65_535)? as u16;
+
+        let opt = |name: &str, value: Option<f64>, min: u64, max: u64| {
+            value
+                .map(|v| integer(&format!("\"options.{name}\""), v, min, max))
+                .transpose()
+        };
+        let direction = match opt("direction", options.direction, 0, 2)? {
+            Some(0) => Direction::Send,
+            Some(1) => Direction::Receive,
+            _ => Direction::Both,
+        };
+        let cpu = opt("cpu", options.cpu, 0, MAX_CPU as u64)?.map(|c| c as usize);
+        let rx_cpu = opt("rxCpu", options.rx_cpu, 0, MAX_CPU as u64)?.map(|c| c as usize);
+        let capacity =
+            opt("capacity", options.capacity, 1, MAX_CAPACITY as u64)?.map_or(DEFAULT_CAPACITY, |c| c as usize);
+        let ring_bytes = opt(
+            "ringBytes",
+            options.ring_bytes,
+            MIN_RING_BYTES as u64,
+            MAX_RING_BYTES as u64,
+        )?
+        .map_or_else(|| default_ring_bytes(capacity), |b| b as usize);
+        let priority = match opt("priority", options.priority, 0, MAX_PRIORITY as u64)? {
+            None | Some(0) => None,
+            Some(p) => Some(p as i32),
+        };
+        let spin = opt("spinNs", options.spin_ns, 0, MAX_SPIN_NS)?.map_or(SpinPolicy::Adaptive, SpinPolicy::Fixed);
+
+        Ok(Config {
+            local: SocketAddr::new(local_ip, local_port),
+            remote: (remote_port != 0).then_some(SocketAddr::new(remote_ip, remote_port)),
+            direction,
+            cpu,
+            rx_cpu,
+            capacity,
+            ring_bytes,
+            priority,
+            spin,
+            lock_memory: options.lock_memory.unwrap_or(false),
+        })
+    }
+
+    /// Largest payload one datagram can carry on this socket's IP family.
+    pub fn max_payload(&self) -> usize {
+        if self.local.is_ipv4() {
+            MAX_PAYLOAD_V4
+        } else {
+            MAX_PAYLOAD_V6
+        }
+    }
+
+    /// CPU of the receiver thread: `rxCpu`, else `cpu`.
+    pub fn receiver_cpu(&self) -> Option<usize> {
+        self.rx_cpu.or(self.cpu)
+    }
+}
+
+/// Byte ring size when `ringBytes` is not given: [`DEFAULT_BYTES_PER_PACKET`] per packet of
+/// capacity, at least [`MIN_RING_BYTES`] and at most [`MAX_DEFAULT_RING_BYTES`].
+pub fn default_ring_bytes(capacity: usize) -> usize {
+    capacity
+        .saturating_mul(DEFAULT_BYTES_PER_PACKET)
+        .clamp(MIN_RING_BYTES, MAX_DEFAULT_RING_BYTES)
+}
+
+fn parse_ip(name: &str, text: &str) -> Result<IpAddr> {
+    text.parse().map_err(|_| {
+        Error::invalid_arg_value(
+            &format!("The argument '{name}'"),
+            "must be an IPv4 or IPv6 address",
+            format!("'{text}'"),
+        )
+    })
+}
+
+/// Checks that a JavaScript number is an integer in `min..=max`, with Node's wording.
+pub fn integer(what: &str, value: f64, min: u64, max: u64) -> Result<u64> {
+    if value.fract() != 0.0 || !value.is_finite() {
+        return Err(Error::out_of_range(what, "an integer", format_number(value)));
+    }
+    if value < min as f64 || value > max as f64 {
+        return Err(Error::out_of_range(
+            what,
+            &format!(">= {min} && <= {max}"),
+            format_number(value),
+        ));
+    }
+    Ok(value as u64)
+}
+
+/// Formats a number the way JavaScript prints it (`70000`, not `70000.0`).
+pub fn format_number(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".into()
+    } else if value.is_infinite() {
+        if value > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else if value.fract() == 0.0 && value.abs() < 1e21 {
+        format!("{}", value as i128)
+    } else {
+        format!("{value}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::code;
+
+    fn config(options: Options) -> Result<Config> {
+        Config::new("127.0.0.1", 0.0, "127.0.0.1", 9.0, &options)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(Options::default()).unwrap();
+        assert_eq!(c.direction, Direction::Both);
+        assert_eq!(c.capacity, DEFAULT_CAPACITY);
+        assert_eq!(c.ring_bytes, DEFAULT_CAPACITY * DEFAULT_BYTES_PER_PACKET);
+        assert_eq!(c.priority, None);
+        assert_eq!(c.spin, SpinPolicy::Adaptive);
+        assert_eq!(c.cpu, None);
+        assert_eq!(c.remote, Some("127.0.0.1:9".parse().unwrap()));
+        assert_eq!(c.max_payload(), MAX_PAYLOAD_V4);
+    }
+
+    #[test]
+    fn remote_port_zero_means_unconnected() {
+        let c = Config::new("::1", 0.0, "::1", 0.0, &Options::default()).unwrap();
+        assert_eq!(c.remote, None);
+        assert_eq!(c.max_payload(), MAX_PAYLOAD_V6);
+    }
+
+    #[test]
+    fn ports_and_ips_are_checked() {
+        let err = Config::new("127.0.0.1", 70_000.0, "127.0.0.1", 1.0, &Options::default()).unwrap_err();
+        assert_eq!(err.code, code::OUT_OF_RANGE);
+        assert!(err.message.contains("\"localPort\""), "{}", err.message);
+        assert!(err.message.contains("Received 70000"), "{}", err.message);
+        let err = Config::new("not-an-ip", 0.0, "127.0.0.1", 1.0, &Options::default()).unwrap_err();
+        assert_eq!(err.code, code::INVALID_ARG_VALUE);
+        let err = Config::new("127.0.0.1", 0.0, "::1", 1.0, &Options::default()).unwrap_err();
+        assert_eq!(err.code, code::INVALID_ARG_VALUE);
+        let err = Config::new("127.0.0.1", 1.5, "127.0.0.1", 1.0, &Options::default()).unwrap_err();
+        assert_eq!(err.code, code::OUT_OF_RANGE);
+        let err = Config::new("127.0.0.1", f64::NAN, "127.0.0.1", 1.0, &Options::default()).unwrap_err();
+        assert!(err.message.contains("NaN"));
+    }
+
+    #[test]
+    fn option_ranges() {
+        let bad = [
+            Options {
+                capacity: Some(0.0),
+                ..Default::default()
+            },
+            Options {
+                capacity: Some((MAX_CAPACITY + 1) as f64),
+                ..Default::default()
+            },
+            Options {
+                priority: Some(150.0),
+                ..Default::default()
+            },
+            Options {
+                priority: Some(-1.0),
+                ..Default::default()
+            },
+            Options {
+                direction: Some(3.0),
+                ..Default::default()
+            },
+            Options {
+                cpu: Some(-1.0),
+                ..Default::default()
+            },
+            Options {
+                cpu: Some(1024.0),
+                ..Default::default()
+            },
+            Options {
+                spin_ns: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            Options {
+                ring_bytes: Some(1000.0),
+                ..Default::default()
+            },
+        ];
+        for options in bad {
+            let err = config(options.clone()).unwrap_err();
+            assert_eq!(err.code, code::OUT_OF_RANGE, "{options:?}");
+        }
+    }
+
+    #[test]
+    fn options_are_applied() {
+        let c = config(Options {
+            cpu: Some(1.0),
+            capacity: Some(1_000_000.0),
+            direction: Some(0.0),
+            priority: Some(80.0),
+            spin_ns: Some(20_000.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.cpu, Some(1));
+        assert_eq!(c.receiver_cpu(), Some(1));
+        assert_eq!(c.direction, Direction::Send);
+        assert_eq!(c.priority, Some(80));
+        assert_eq!(c.spin, SpinPolicy::Fixed(20_000));
+        // A million-packet ring is capped to tens of MB, not capacity x 64 KiB.
+        assert_eq!(c.ring_bytes, MAX_DEFAULT_RING_BYTES);
+        let c = config(Options {
+            priority: Some(0.0),
+            rx_cpu: Some(0.0),
+            cpu: Some(1.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.priority, None);
+        assert_eq!(c.receiver_cpu(), Some(0));
+    }
+
+    #[test]
+    fn numbers_print_like_javascript() {
+        assert_eq!(format_number(70000.0), "70000");
+        assert_eq!(format_number(-1.0), "-1");
+        assert_eq!(format_number(1.5), "1.5");
+        assert_eq!(format_number(f64::NEG_INFINITY), "-Infinity");
+    }
+}

@@ -1,0 +1,602 @@
+//! One instance's lifecycle: socket, rings, worker threads and statistics.
+//!
+//! [`UdpEngine`] is what the Node binding wraps, method for method. It is used from one
+//! thread (the JavaScript thread): that thread is the producer of the send ring and the
+//! consumer of the receive ring, and the only one that starts and stops workers. Workers talk
+//! back through [`Shared`] (atomics) and wake the JavaScript thread through a [`Notify`].
+
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::clock::now_ns;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::receiver::{Receiver, RecvMeta};
+use crate::ring::{packet_ring, Consumer, Producer};
+use crate::rt::ThreadSetup;
+use crate::sender::{SendMeta, Sender};
+use crate::socket::UdpSocket;
+use crate::stats::{bump, Counters, SharedLatencies, Stats};
+use crate::sys::{self, RecvBatch};
+
+/// Wakes the JavaScript thread. The binding implements it with a thread-safe function; the
+/// engine calls it at most once until the JavaScript thread calls
+/// [`UdpEngine::begin_notification`], however many events happen meanwhile.
+pub trait Notify: Send + Sync {
+    /// Asks the JavaScript thread to look at the engine again. Must not block.
+    fn notify(&self);
+}
+
+/// State shared by the JavaScript thread and the workers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Raised by `stop()`; workers exit when they see it.
+    pub stop: AtomicBool,
+    pub counters: Counters,
+    pub latencies: SharedLatencies,
+    /// A notification is on its way to the JavaScript thread.
+    pub notify_pending: AtomicBool,
+    /// The sender is parked (or about to park) on an empty ring.
+    pub sender_idle: AtomicBool,
+    /// Packets the sender released from the ring (sent or failed), plus those stop() discarded.
+    pub send_completed: AtomicU64,
+    /// Wake JavaScript once `send_completed` reaches this (u64::MAX: nobody is waiting).
+    pub drain_target: AtomicU64,
+    /// A receiveData call is waiting for a packet.
+    pub rx_waiting: AtomicBool,
+    /// Earliest receiveData timeout (CLOCK_MONOTONIC ns), u64::MAX for none.
+    pub rx_deadline_ns: AtomicU64,
+    /// The last error a worker saw (send failures, ICMP errors, ...).
+    pub last_error: Mutex<Option<Error>>,
+}
+
+impl Shared {
+    fn new() -> Self {
+        Shared {
+            drain_target: AtomicU64::new(u64::MAX),
+            rx_deadline_ns: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        }
+    }
+
+    /// Notifies JavaScript unless a notification is already pending.
+    pub fn wake_js(&self, notify: &dyn Notify) {
+        if !self.notify_pending.swap(true, Ordering::AcqRel) {
+            notify.notify();
+        }
+    }
+
+    /// Remembers the most recent worker error for the statistics.
+    pub fn set_last_error(&self, error: Error) {
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+}
+
+/// Where an instance is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Constructed; no socket yet.
+    Created,
+    /// initSocket() ran; workers are not running.
+    Bound,
+    /// start() ran.
+    Running,
+    /// closeSocket() ran; nothing works any more.
+    Closed,
+}
+
+struct SendSide {
+    producer: Producer<SendMeta>,
+    /// The consumer half while no sender thread holds it.
+    idle_consumer: Option<Consumer<SendMeta>>,
+}
+
+struct RecvSide {
+    consumer: Consumer<RecvMeta>,
+    /// The producer half and receive buffers while no receiver thread holds them.
+    idle_producer: Option<(Producer<RecvMeta>, RecvBatch)>,
+}
+
+/// A received packet as handed to the binding.
+#[derive(Clone, Copy, Debug)]
+pub struct Received<'a> {
+    /// The payload, borrowed from the ring.
+    pub payload: &'a [u8],
+    /// Metadata the receiver stored.
+    pub meta: RecvMeta,
+}
+
+/// One udpcom instance, without any JavaScript.
+pub struct UdpEngine {
+    config: Config,
+    state: State,
+    socket: Option<Arc<UdpSocket>>,
+    shared: Arc<Shared>,
+    send: Option<SendSide>,
+    recv: Option<RecvSide>,
+    sender: Option<JoinHandle<Consumer<SendMeta>>>,
+    receiver: Option<JoinHandle<(Producer<RecvMeta>, RecvBatch)>>,
+    wake_fd: Option<Arc<OwnedFd>>,
+}
+
+impl UdpEngine {
+    /// An instance with a validated configuration; nothing is opened yet.
+    pub fn new(config: Config) -> Self {
+        UdpEngine {
+            config,
+            state: State::Created,
+            socket: None,
+            shared: Arc::new(Shared::new()),
+            send: None,
+            recv: None,
+            sender: None,
+            receiver: None,
+            wake_fd: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Where the instance is in its life.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    fn check_not_closed(&self) -> Result<()> {
+        if self.state == State::Closed {
+            return Err(Error::state("the socket is closed: closeSocket() was called"));
+        }
+        Ok(())
+    }
+
+    /// Creates the socket, binds it and connects it (unless the remote port is 0).
+    pub fn init_socket(&mut self) -> Result<()> {
+        self.check_not_closed()?;
+        if self.state != State::Created {
+            return Err(Error::state("initSocket() was already called"));
+        }
+        self.socket = Some(Arc::new(UdpSocket::open(self.config.local, self.config.remote)?));
+        self.state = State::Bound;
+        Ok(())
+    }
+
+    /// The bound local port.
+    pub fn local_port(&self) -> Result<u16> {
+        self.check_not_closed()?;
+        match &self.socket {
+            Some(socket) => Ok(socket.local_addr().port()),
+            None => Err(Error::state("the socket is not bound yet: call initSocket() first")),
+        }
+    }
+
+    /// Starts the worker thread(s) of the configured direction. Fails, with nothing left
+    /// running, if a worker cannot be pinned or made real-time as configured.
+    pub fn start(&mut self, notify: Arc<dyn Notify>) -> Result<()> {
+        self.check_not_closed()?;
+        match self.state {
+            State::Created => return Err(Error::state("the socket is not bound yet: call initSocket() first")),
+            State::Running => return Err(Error::state("already started: call stop() first")),
+            _ => {}
+        }
+        let socket = self.socket.clone().expect("a bound instance has a socket");
+        self.allocate_rings()?;
+        for flag in [&self.shared.stop, &self.shared.notify_pending, &self.shared.rx_waiting] {
+            flag.store(false, Ordering::SeqCst);
+        }
+        let fifo = self.config.priority.is_some();
+
+        if self.config.direction.sends() {
+            let side = self.send.as_mut().expect("rings allocated");
+            let sender = Sender {
+                socket: socket.clone(),
+                shared: self.shared.clone(),
+                ring: side.idle_consumer.take().expect("sender ring is idle"),
+                notify: notify.clone(),
+                spin: self.config.spin,
+                fifo,
+            };
+            let setup = ThreadSetup {
+                cpu: self.config.cpu,
+                priority: self.config.priority,
+            };
+            match spawn_worker("udpcom-send", setup, sender, |s| s.ring, Sender::run) {
+                Ok(handle) => self.sender = Some(handle),
+                Err((error, ring)) => {
+                    self.send.as_mut().expect("rings allocated").idle_consumer = ring;
+                    return Err(error);
+                }
+            }
+        }
+        if self.config.direction.receives() {
+            let wake_fd = match &self.wake_fd {
+                Some(fd) => fd.clone(),
+                None => {
+                    let fd = rustix::event::eventfd(
+                        0,
+                        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+                    )
+                    .map_err(|e| Error::from_io("eventfd", &e.into(), ""))
+                    .inspect_err(|_| self.stop_workers())?;
+                    self.wake_fd.insert(Arc::new(fd)).clone()
+                }
+            };
+            let side = self.recv.as_mut().expect("rings allocated");
+            let (ring, batch) = side.idle_producer.take().expect("receiver ring is idle");
+            let receiver = Receiver {
+                socket,
+                shared: self.shared.clone(),
+                ring,
+                notify,
+                wake_fd,
+                batch,
+                fifo,
+            };
+            let setup = ThreadSetup {
+                cpu: self.config.receiver_cpu(),
+                priority: self.config.priority,
+            };
+            match spawn_worker("udpcom-recv", setup, receiver, |r| (r.ring, r.batch), Receiver::run) {
+                Ok(handle) => self.receiver = Some(handle),
+                Err((error, parts)) => {
+                    self.recv.as_mut().expect("rings allocated").idle_producer = parts;
+                    self.stop_workers();
+                    return Err(error);
+                }
+            }
+        }
+        self.state = State::Running;
+        Ok(())
+    }
+
+    /// Allocates the rings of the configured direction on first start (they are reused after
+    /// stop()), and locks them into memory if configured.
+    fn allocate_rings(&mut self) -> Result<()> {
+        let (capacity, ring_bytes) = (self.config.capacity, self.config.ring_bytes);
+        let mut regions = Vec::new();
+        if self.config.direction.sends() && self.send.is_none() {
+            let (producer, consumer) = packet_ring(capacity, ring_bytes);
+            self.send = Some(SendSide {
+                producer,
+                idle_consumer: Some(consumer),
+            });
+        }
+        if self.config.direction.receives() && self.recv.is_none() {
+            let (producer, consumer) = packet_ring(capacity, ring_bytes);
+            self.recv = Some(RecvSide {
+                consumer,
+                idle_producer: Some((producer, RecvBatch::new())),
+            });
+        }
+        if self.config.lock_memory {
+            if let Some(side) = &self.send {
+                regions.extend(side.producer.regions());
+            }
+            if let Some(RecvSide {
+                idle_producer: Some((producer, batch)),
+                ..
+            }) = &self.recv
+            {
+                regions.extend(producer.regions());
+                regions.extend(batch.regions());
+            }
+            sys::lock_regions(&regions).map_err(|e| {
+                Error::from_io("mlock", &e, "rings").with_hint(
+                    "the rings could not be locked into memory. Raise the locked-memory limit \
+                     (ulimit -l, or 'memlock' in /etc/security/limits.conf), grant CAP_IPC_LOCK, \
+                     or start without lockMemory",
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    fn check_can_send(&self) -> Result<()> {
+        self.check_not_closed()?;
+        if !self.config.direction.sends() {
+            return Err(Error::state(
+                "this instance only receives (direction 1): it cannot send",
+            ));
+        }
+        if self.config.remote.is_none() {
+            return Err(Error::state(
+                "this instance is unconnected (remotePort 0): there is no peer to send to",
+            ));
+        }
+        if self.state != State::Running {
+            return Err(Error::state(
+                "not started: call initSocket() and start() before sending",
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_payload(&self, len: usize) -> Result<()> {
+        let max = self.config.max_payload();
+        if len > max {
+            return Err(Error::out_of_range(
+                "the payload length",
+                &format!("<= {max} bytes"),
+                len,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Copies one packet into the send ring. `deadline_ns` 0 means as soon as possible.
+    /// Returns false, queuing nothing, when the ring is full.
+    pub fn send(&mut self, payload: &[u8], deadline_ns: u64) -> Result<bool> {
+        self.check_can_send()?;
+        self.check_payload(payload.len())?;
+        let meta = send_meta(deadline_ns);
+        let side = self.send.as_mut().expect("a running sender has rings");
+        let js = &self.shared.counters.js;
+        if side.producer.push(meta, payload).is_err() {
+            bump(&js.send_ring_full, 1);
+            return Ok(false);
+        }
+        bump(&js.packets_queued, 1);
+        self.wake_sender();
+        Ok(true)
+    }
+
+    /// Copies packets into the send ring in order, stopping at the first that does not fit;
+    /// returns how many were queued. Every payload is checked before anything is queued.
+    pub fn send_batch(&mut self, packets: &[(&[u8], u64)]) -> Result<usize> {
+        self.check_can_send()?;
+        for (payload, _) in packets {
+            self.check_payload(payload.len())?;
+        }
+        let side = self.send.as_mut().expect("a running sender has rings");
+        let mut queued = 0;
+        for &(payload, deadline_ns) in packets {
+            if side.producer.stage(send_meta(deadline_ns), payload).is_err() {
+                break;
+            }
+            queued += 1;
+        }
+        side.producer.publish();
+        let js = &self.shared.counters.js;
+        bump(&js.packets_queued, queued as u64);
+        bump(&js.send_ring_full, (packets.len() - queued) as u64);
+        if queued > 0 {
+            self.wake_sender();
+        }
+        Ok(queued)
+    }
+
+    fn wake_sender(&self) {
+        // Pairs with the fence in `Sender::park`.
+        fence(Ordering::SeqCst);
+        if self.shared.sender_idle.load(Ordering::Relaxed) {
+            if let Some(handle) = &self.sender {
+                handle.thread().unpark();
+            }
+        }
+    }
+
+    /// Checks that receiving is possible now.
+    pub fn check_can_receive(&self) -> Result<()> {
+        self.check_not_closed()?;
+        if !self.config.direction.receives() {
+            return Err(Error::state(
+                "this instance only sends (direction 0): it cannot receive",
+            ));
+        }
+        if self.state != State::Running {
+            return Err(Error::state(
+                "not started: call initSocket() and start() before receiving",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Packets waiting in the receive ring.
+    pub fn received_count(&mut self) -> usize {
+        self.recv.as_mut().map_or(0, |side| side.consumer.available())
+    }
+
+    /// Hands up to `max` received packets, in arrival order, to `deliver`, and removes them
+    /// from the ring. Returns how many.
+    pub fn receive(&mut self, max: usize, mut deliver: impl FnMut(Received<'_>)) -> usize {
+        let Some(side) = self.recv.as_mut() else { return 0 };
+        let count = side.consumer.available().min(max);
+        for i in 0..count {
+            let packet = side.consumer.peek(i).expect("counted as available");
+            deliver(Received {
+                payload: packet.payload,
+                meta: packet.meta,
+            });
+        }
+        side.consumer.release(count);
+        bump(&self.shared.counters.js.packets_delivered, count as u64);
+        count
+    }
+
+    /// Asks the receiver to wake JavaScript when a packet arrives, and, with a deadline, when
+    /// that time passes. Afterwards check [`received_count`](Self::received_count) again: a
+    /// packet may have arrived just before the request.
+    pub fn wait_for_receive(&self, deadline_ns: Option<u64>) {
+        self.shared.rx_waiting.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `Receiver::run`.
+        fence(Ordering::SeqCst);
+        if let Some(deadline_ns) = deadline_ns {
+            let previous = self.shared.rx_deadline_ns.fetch_min(deadline_ns, Ordering::AcqRel);
+            if deadline_ns < previous {
+                self.wake_receiver();
+            }
+        }
+    }
+
+    /// Nobody waits for packets any more.
+    pub fn stop_waiting_for_receive(&self) {
+        self.shared.rx_waiting.store(false, Ordering::SeqCst);
+    }
+
+    fn wake_receiver(&self) {
+        if let Some(fd) = &self.wake_fd {
+            // The eventfd is non-blocking; a full counter (never reached) would only mean the
+            // receiver is already due to wake.
+            let _ = rustix::io::write(&**fd, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Packets queued so far (the target of a `drain()` called now).
+    pub fn queued_total(&self) -> u64 {
+        self.send.as_ref().map_or(0, |side| side.producer.pushed())
+    }
+
+    /// Packets that left the send ring so far (sent, failed, or discarded by stop()).
+    pub fn completed_total(&self) -> u64 {
+        self.shared.send_completed.load(Ordering::SeqCst)
+    }
+
+    /// Asks the sender to wake JavaScript once `completed_total()` reaches `target`
+    /// (`u64::MAX`: nobody waits). Afterwards check `completed_total()` again.
+    pub fn set_drain_target(&self, target: u64) {
+        self.shared.drain_target.store(target, Ordering::SeqCst);
+    }
+
+    /// Called by the JavaScript thread when a notification arrives, before it looks at the
+    /// engine: later events notify again.
+    pub fn begin_notification(&self) {
+        self.shared.notify_pending.store(false, Ordering::SeqCst);
+    }
+
+    /// True while workers run.
+    pub fn is_running(&self) -> bool {
+        self.state == State::Running
+    }
+
+    /// Stops the workers (within ~20 ms, whatever is queued), joins them, and discards what
+    /// is left in the rings, counting it. A no-op unless running.
+    pub fn stop(&mut self) {
+        if self.state != State::Running {
+            return;
+        }
+        self.stop_workers();
+        self.state = State::Bound;
+    }
+
+    fn stop_workers(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(handle) = self.sender.take() {
+            handle.thread().unpark();
+            let joined = handle.join();
+            let side = self.send.as_mut().expect("a sender has rings");
+            match joined {
+                Ok(mut consumer) => {
+                    let discarded = consumer.discard_all() as u64;
+                    bump(&self.shared.counters.js.packets_discarded, discarded);
+                    self.shared.send_completed.fetch_add(discarded, Ordering::SeqCst);
+                    side.idle_consumer = Some(consumer);
+                }
+                Err(_) => self.worker_panicked("sender"),
+            }
+        }
+        if let Some(handle) = self.receiver.take() {
+            self.wake_receiver();
+            match handle.join() {
+                Ok(parts) => {
+                    let side = self.recv.as_mut().expect("a receiver has rings");
+                    side.idle_producer = Some(parts);
+                    let discarded = side.consumer.discard_all() as u64;
+                    bump(&self.shared.counters.js.recv_discarded, discarded);
+                }
+                Err(_) => self.worker_panicked("receiver"),
+            }
+        }
+        self.shared.rx_waiting.store(false, Ordering::SeqCst);
+        self.shared.rx_deadline_ns.store(u64::MAX, Ordering::SeqCst);
+        self.shared.drain_target.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// A worker panicked (a bug): its ring half is gone, so drop both halves and allocate
+    /// fresh rings on the next start; report it in the statistics.
+    fn worker_panicked(&mut self, which: &str) {
+        if which == "sender" {
+            self.send = None;
+        } else {
+            self.recv = None;
+        }
+        self.shared
+            .set_last_error(Error::internal(format!("the {which} thread panicked; see stderr")));
+    }
+
+    /// Stops if needed and closes the socket. Every later call fails with ERR_UDPCOM_STATE.
+    pub fn close(&mut self) -> Result<()> {
+        self.check_not_closed()?;
+        self.stop();
+        self.socket = None;
+        self.send = None;
+        self.recv = None;
+        self.state = State::Closed;
+        Ok(())
+    }
+
+    /// All statistics, as of now.
+    pub fn stats(&self) -> Result<Stats> {
+        self.check_not_closed()?;
+        let mut stats = self.shared.counters.snapshot(self.shared.latencies.summary());
+        if let Some(socket) = &self.socket {
+            stats.kernel_drops = stats.kernel_drops.max(socket.kernel_drops());
+        }
+        stats.last_error = self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(stats)
+    }
+
+    /// Timestamp of now on the engine's clock (CLOCK_MONOTONIC ns).
+    pub fn now_ns(&self) -> u64 {
+        now_ns()
+    }
+}
+
+impl Drop for UdpEngine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn send_meta(deadline_ns: u64) -> SendMeta {
+    // Without a deadline, latency counts from the moment the packet was handed over.
+    let target_ns = if deadline_ns == 0 { now_ns() } else { deadline_ns };
+    SendMeta { deadline_ns, target_ns }
+}
+
+/// Spawns a worker that applies `setup` to itself first and reports the result; on failure
+/// the worker's parts come back with the error.
+#[allow(clippy::type_complexity)]
+fn spawn_worker<W: Send + 'static, Parts: Send + 'static>(
+    name: &str,
+    setup: ThreadSetup,
+    worker: W,
+    into_parts: fn(W) -> Parts,
+    run: fn(W) -> Parts,
+) -> std::result::Result<JoinHandle<Parts>, (Error, Option<Parts>)> {
+    let (ready_tx, ready_rx) = crossbeam::channel::bounded(1);
+    let handle = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let result = setup.apply();
+            let ok = result.is_ok();
+            let _ = ready_tx.send(result);
+            if ok {
+                run(worker)
+            } else {
+                into_parts(worker)
+            }
+        })
+        .map_err(|e| (Error::from_io("pthread_create", &e, name), None))?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(error)) => Err((error, handle.join().ok())),
+        Err(_) => Err((
+            Error::internal(format!("the {name} thread died during set-up")),
+            handle.join().ok(),
+        )),
+    }
+}

@@ -1,0 +1,157 @@
+//! The sender worker: takes packets from the send ring in order and sends each at its time.
+//!
+//! For the packet at the head of the ring it waits (sleep, then spin) until the packet's
+//! deadline, then sends it together with every following packet that is also due, in one
+//! `sendmmsg`. A packet whose time has passed leaves at once. Latency (departure − target) is
+//! taken from one clock read right before the system call. With nothing queued the thread
+//! parks, costing no CPU, until `sendData` unparks it.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use crate::clock::{now_ns, DeadlineWaiter, Wait};
+use crate::config::SpinPolicy;
+use crate::engine::{Notify, Shared};
+use crate::error::Error;
+use crate::ring::Consumer;
+use crate::rt::RunBudget;
+use crate::socket::UdpSocket;
+use crate::stats::{bump, LatencyRecorder};
+use crate::sys::{self, SEND_BATCH};
+
+/// What the send ring stores beside each payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendMeta {
+    /// Not before this CLOCK_MONOTONIC time; 0 means as soon as possible.
+    pub deadline_ns: u64,
+    /// The time latency is measured from: the deadline, or when sendData was called.
+    pub target_ns: u64,
+}
+
+/// Everything the sender thread owns.
+pub(crate) struct Sender {
+    pub socket: Arc<UdpSocket>,
+    pub shared: Arc<Shared>,
+    pub ring: Consumer<SendMeta>,
+    pub notify: Arc<dyn Notify>,
+    pub spin: SpinPolicy,
+    pub fifo: bool,
+}
+
+/// Only wait for a deadline that is at least this far away when there is time to publish
+/// latencies first.
+const PUBLISH_HEADROOM_NS: u64 = 200_000;
+
+impl Sender {
+    /// Runs until `shared.stop` is set; gives the ring back for the next start.
+    pub fn run(mut self) -> Consumer<SendMeta> {
+        let shared = self.shared.clone();
+        let mut waiter = DeadlineWaiter::new(self.spin);
+        let mut budget = RunBudget::new(self.fifo);
+        let mut latencies = LatencyRecorder::default();
+        let counters = &shared.counters.sender;
+        counters
+            .spin_window_ns
+            .store(waiter.spin.window_ns(), Ordering::Relaxed);
+
+        while !shared.stop.load(Ordering::Relaxed) {
+            let ready = self.ring.available();
+            if ready == 0 {
+                latencies.publish(&shared.latencies, now_ns());
+                self.notify_drain();
+                self.park(&mut budget);
+                continue;
+            }
+            let deadline_ns = self.ring.peek(0).map_or(0, |p| p.meta.deadline_ns);
+            let now = now_ns();
+            if deadline_ns > now {
+                if deadline_ns - now > PUBLISH_HEADROOM_NS {
+                    latencies.publish_if_due(&shared.latencies, now);
+                }
+                if waiter.wait_until(deadline_ns, &shared.stop, &mut budget) == Wait::Stopped {
+                    break;
+                }
+                counters
+                    .spin_window_ns
+                    .store(waiter.spin.window_ns(), Ordering::Relaxed);
+                counters.stalls.store(waiter.stalls, Ordering::Relaxed);
+            }
+
+            // Everything at the head of the ring that is due now goes in one system call.
+            let mut payloads: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+            let mut due = 0;
+            let depart_ns = now_ns();
+            while due < ready.min(SEND_BATCH) {
+                match self.ring.peek(due) {
+                    Some(p) if p.meta.deadline_ns <= depart_ns => payloads[due] = p.payload,
+                    _ => break,
+                }
+                due += 1;
+            }
+            let result = sys::send_many(self.socket.as_fd(), &payloads[..due]);
+
+            let done = match result {
+                Ok(sent) => {
+                    let late_after = waiter.spin.window_ns();
+                    let (mut bytes, mut late) = (0, 0);
+                    for i in 0..sent {
+                        let p = self.ring.peek(i).expect("sent packets are in the ring");
+                        let latency = depart_ns.saturating_sub(p.meta.target_ns);
+                        latencies.record(latency);
+                        bytes += p.payload.len() as u64;
+                        late += u64::from(latency > late_after);
+                    }
+                    bump(&counters.packets_sent, sent as u64);
+                    bump(&counters.bytes_sent, bytes);
+                    bump(&counters.late_packets, late);
+                    sent
+                }
+                // SO_SNDTIMEO expired on a full send buffer, or a signal: nothing was sent,
+                // try again (after checking for stop).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => 0,
+                // The first packet failed (ECONNREFUSED after an ICMP port unreachable,
+                // ENETUNREACH, EMSGSIZE, ...): count it, remember why, go on with the next.
+                Err(e) => {
+                    bump(&counters.send_errors, 1);
+                    shared.set_last_error(Error::from_io("sendmmsg", &e, ""));
+                    1
+                }
+            };
+            if done > 0 {
+                self.ring.release(done);
+                let completed = shared.send_completed.load(Ordering::Relaxed) + done as u64;
+                shared.send_completed.store(completed, Ordering::SeqCst);
+                if completed >= shared.drain_target.load(Ordering::SeqCst) {
+                    shared.wake_js(&*self.notify);
+                }
+            }
+            if budget.check(now_ns()) {
+                counters.rt_pauses.store(budget.pauses(), Ordering::Relaxed);
+            }
+        }
+        latencies.publish(&shared.latencies, now_ns());
+        self.ring
+    }
+
+    fn notify_drain(&self) {
+        if self.shared.drain_target.load(Ordering::SeqCst) != u64::MAX {
+            self.shared.wake_js(&*self.notify);
+        }
+    }
+
+    /// Blocks until `sendData` or `stop()` unparks the thread.
+    fn park(&mut self, budget: &mut RunBudget) {
+        let shared = &self.shared;
+        shared.sender_idle.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `UdpEngine::wake_sender`: either the producer sees
+        // `sender_idle` and unparks us, or we see its packet here and do not park.
+        fence(Ordering::SeqCst);
+        if self.ring.available() == 0 && !shared.stop.load(Ordering::SeqCst) {
+            let parked_at = now_ns();
+            std::thread::park();
+            budget.slept(now_ns() - parked_at);
+        }
+        shared.sender_idle.store(false, Ordering::Relaxed);
+    }
+}

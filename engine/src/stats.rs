@@ -1,0 +1,453 @@
+//! Packet counters and latency histograms.
+//!
+//! Counters are atomics grouped by the one thread that writes them (the JavaScript thread, the
+//! sender, the receiver), each group on its own cache line; a single writer can update them
+//! with a plain load and store, and readers see every update within nanoseconds.
+//!
+//! Latency goes into an HDR histogram (2 significant digits: every value is exact to within
+//! 1%, with exact minimum, maximum and mean kept beside it). The sender records into a
+//! histogram of its own, which no other thread touches, and *publishes* it (adds it to a
+//! shared one behind a mutex) only when it has time to spare: before it goes idle, or when the
+//! next deadline is far enough away, at most every [`PUBLISH_INTERVAL_NS`]. So the packet path
+//! takes no lock, statistics are exact whenever the sender is idle (after `drain()`), and
+//! otherwise at most a few milliseconds old.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use crossbeam::utils::CachePadded;
+use hdrhistogram::Histogram;
+
+/// Adds to a counter that has a single writer: a plain load and store, no locked instruction.
+#[inline]
+pub fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
+}
+
+#[inline]
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// Counters written by the JavaScript thread.
+#[derive(Debug, Default)]
+pub struct JsCounters {
+    /// Packets queued into the send ring.
+    pub packets_queued: AtomicU64,
+    /// sendData/sendBatch packets refused because the send ring was full.
+    pub send_ring_full: AtomicU64,
+    /// Queued packets thrown away by stop().
+    pub packets_discarded: AtomicU64,
+    /// Received packets handed to JavaScript.
+    pub packets_delivered: AtomicU64,
+    /// Received packets still in the receive ring when stop() ran, thrown away.
+    pub recv_discarded: AtomicU64,
+}
+
+/// Counters written by the sender thread.
+#[derive(Debug, Default)]
+pub struct SenderCounters {
+    /// Packets the kernel accepted.
+    pub packets_sent: AtomicU64,
+    /// Payload bytes the kernel accepted.
+    pub bytes_sent: AtomicU64,
+    /// Packets whose send call failed.
+    pub send_errors: AtomicU64,
+    /// Packets that left more than the spin window after their time.
+    pub late_packets: AtomicU64,
+    /// Forced pauses to stay clear of RT throttling.
+    pub rt_pauses: AtomicU64,
+    /// Spin loops interrupted for longer than [`crate::clock::STALL_NS`].
+    pub stalls: AtomicU64,
+    /// The spin window currently in use, in ns.
+    pub spin_window_ns: AtomicU64,
+}
+
+/// Counters written by the receiver thread.
+#[derive(Debug, Default)]
+pub struct ReceiverCounters {
+    /// Datagrams read off the socket.
+    pub packets_received: AtomicU64,
+    /// Payload bytes read off the socket.
+    pub bytes_received: AtomicU64,
+    /// Datagrams dropped because the receive ring was full.
+    pub recv_ring_overflow: AtomicU64,
+    /// Datagrams the kernel dropped on this socket (SO_RXQ_OVFL), as last reported.
+    pub kernel_drops: AtomicU64,
+    /// Forced pauses to stay clear of RT throttling.
+    pub rt_pauses: AtomicU64,
+}
+
+/// All counters of one instance.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Written by the JavaScript thread.
+    pub js: CachePadded<JsCounters>,
+    /// Written by the sender.
+    pub sender: CachePadded<SenderCounters>,
+    /// Written by the receiver.
+    pub receiver: CachePadded<ReceiverCounters>,
+}
+
+/// Highest latency the histogram resolves (60 s); larger values are clamped there, while
+/// the exact maximum is kept separately.
+pub const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
+/// How often a busy sender publishes its latencies at most.
+pub const PUBLISH_INTERVAL_NS: u64 = 5_000_000;
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 2).expect("valid histogram bounds")
+}
+
+/// A histogram with exact count, sum, minimum and maximum beside it.
+#[derive(Clone, Debug)]
+pub struct Latencies {
+    histogram: Histogram<u64>,
+    count: u64,
+    sum_ns: u128,
+    min_ns: u64,
+    max_ns: u64,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Latencies {
+            histogram: new_histogram(),
+            count: 0,
+            sum_ns: 0,
+            min_ns: u64::MAX,
+            max_ns: 0,
+        }
+    }
+}
+
+impl Latencies {
+    /// Records one latency.
+    #[inline]
+    pub fn record(&mut self, latency_ns: u64) {
+        self.histogram.saturating_record(latency_ns.min(HISTOGRAM_MAX_NS));
+        self.count += 1;
+        self.sum_ns += latency_ns as u128;
+        self.min_ns = self.min_ns.min(latency_ns);
+        self.max_ns = self.max_ns.max(latency_ns);
+    }
+
+    /// Number of recorded latencies.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Adds everything `other` recorded.
+    pub fn add(&mut self, other: &Latencies) {
+        if other.count == 0 {
+            return;
+        }
+        self.histogram
+            .add(&other.histogram)
+            .expect("histograms have the same bounds");
+        self.count += other.count;
+        self.sum_ns += other.sum_ns;
+        self.min_ns = self.min_ns.min(other.min_ns);
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.histogram.reset();
+        self.count = 0;
+        self.sum_ns = 0;
+        self.min_ns = u64::MAX;
+        self.max_ns = 0;
+    }
+
+    /// Percentiles and buckets, ready to report.
+    pub fn summary(&self) -> LatencySummary {
+        if self.count == 0 {
+            return LatencySummary::default();
+        }
+        let h = &self.histogram;
+        // Buckets double from 16 ns (a spinning sender is tens of ns late) to the maximum. A
+        // recorded value counts in the first bucket whose bound is at least the highest value
+        // it may stand for, so `upToNs` is a true upper bound.
+        let mut buckets: Vec<Bucket> = Vec::new();
+        for step in h.iter_recorded() {
+            let index = bucket_index(step.value_iterated_to());
+            while buckets.len() <= index {
+                buckets.push(Bucket {
+                    up_to_ns: FIRST_BUCKET_NS << buckets.len(),
+                    count: 0,
+                });
+            }
+            buckets[index].count += step.count_at_value();
+        }
+        // Percentiles come from the histogram (within 1%) but never outside the exact range.
+        let at = |q: f64| h.value_at_quantile(q).clamp(self.min_ns, self.max_ns);
+        LatencySummary {
+            count: self.count,
+            min_ns: self.min_ns,
+            max_ns: self.max_ns,
+            mean_ns: self.sum_ns as f64 / self.count as f64,
+            p50_ns: at(0.50),
+            p90_ns: at(0.90),
+            p99_ns: at(0.99),
+            p999_ns: at(0.999),
+            buckets,
+        }
+    }
+}
+
+/// Upper bound of the first histogram bucket.
+const FIRST_BUCKET_NS: u64 = 16;
+
+/// Index of the doubling bucket `(16 << (k - 1), 16 << k]` that holds `value`.
+fn bucket_index(value: u64) -> usize {
+    let sixteenths = value.div_ceil(FIRST_BUCKET_NS);
+    if sixteenths <= 1 {
+        0
+    } else {
+        (64 - (sixteenths - 1).leading_zeros()) as usize
+    }
+}
+
+/// One histogram bucket: latencies above the previous bucket's bound, up to `up_to_ns`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    /// Upper bound of the bucket, in ns.
+    pub up_to_ns: u64,
+    /// Latencies in the bucket.
+    pub count: u64,
+}
+
+/// A latency distribution, summarized. All zero when nothing was recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LatencySummary {
+    /// Number of latencies.
+    pub count: u64,
+    /// Smallest latency, exact.
+    pub min_ns: u64,
+    /// Largest latency, exact.
+    pub max_ns: u64,
+    /// Mean latency, exact.
+    pub mean_ns: f64,
+    /// Median.
+    pub p50_ns: u64,
+    /// 90th percentile.
+    pub p90_ns: u64,
+    /// 99th percentile.
+    pub p99_ns: u64,
+    /// 99.9th percentile.
+    pub p999_ns: u64,
+    /// Doubling buckets from 16 ns up to the maximum.
+    pub buckets: Vec<Bucket>,
+}
+
+/// The latencies a worker has published, readable from any thread.
+#[derive(Debug, Default)]
+pub struct SharedLatencies(Mutex<Latencies>);
+
+impl SharedLatencies {
+    /// Summary of everything published so far.
+    pub fn summary(&self) -> LatencySummary {
+        self.lock().summary()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Latencies> {
+        // A panic while holding this lock could only come from hdrhistogram; the data is
+        // still a valid histogram, so keep using it.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A worker's private latency recorder that publishes into a [`SharedLatencies`].
+#[derive(Debug, Default)]
+pub struct LatencyRecorder {
+    local: Latencies,
+    last_publish_ns: u64,
+}
+
+impl LatencyRecorder {
+    /// Records one latency (no lock, no allocation).
+    #[inline]
+    pub fn record(&mut self, latency_ns: u64) {
+        self.local.record(latency_ns);
+    }
+
+    /// Publishes if there is something to publish and the last publication is at least
+    /// [`PUBLISH_INTERVAL_NS`] old.
+    pub fn publish_if_due(&mut self, shared: &SharedLatencies, now_ns: u64) {
+        if now_ns.saturating_sub(self.last_publish_ns) >= PUBLISH_INTERVAL_NS {
+            self.publish(shared, now_ns);
+        }
+    }
+
+    /// Adds the private latencies to the shared ones and starts afresh.
+    pub fn publish(&mut self, shared: &SharedLatencies, now_ns: u64) {
+        self.last_publish_ns = now_ns;
+        if self.local.count() == 0 {
+            return;
+        }
+        shared.lock().add(&self.local);
+        self.local.clear();
+    }
+}
+
+/// A snapshot of every statistic of one instance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Packets the kernel accepted for sending.
+    pub packets_sent: u64,
+    /// Payload bytes the kernel accepted for sending.
+    pub bytes_sent: u64,
+    /// Datagrams the receiver read off the socket.
+    pub packets_received: u64,
+    /// Payload bytes the receiver read off the socket.
+    pub bytes_received: u64,
+    /// Send calls refused because the send ring was full.
+    pub send_ring_full: u64,
+    /// Received datagrams dropped because the receive ring was full.
+    pub recv_ring_overflow: u64,
+    /// Datagrams the kernel dropped on the socket (receive buffer full).
+    pub kernel_drops: u64,
+    /// Queued packets thrown away by stop().
+    pub packets_discarded: u64,
+    /// Packets whose send call failed.
+    pub send_errors: u64,
+    /// Packets that left more than the spin window after their time.
+    pub late_packets: u64,
+    /// Packets ever queued for sending.
+    pub packets_queued: u64,
+    /// Packets in the send ring now.
+    pub send_queue_length: u64,
+    /// Received packets handed to JavaScript.
+    pub packets_delivered: u64,
+    /// Received packets in the receive ring now.
+    pub recv_queue_length: u64,
+    /// Received packets thrown away by stop() before JavaScript read them.
+    pub recv_discarded: u64,
+    /// Forced pauses of SCHED_FIFO workers to stay clear of RT throttling.
+    pub rt_pauses: u64,
+    /// Sender spin loops that were interrupted for more than 200 µs.
+    pub stalls: u64,
+    /// Spin window in use by the sender, in ns.
+    pub spin_window_ns: u64,
+    /// Send latency (departure − target).
+    pub latency: LatencySummary,
+    /// The last error a worker saw (a failed send, an ICMP error), if any.
+    pub last_error: Option<crate::error::Error>,
+}
+
+impl Counters {
+    /// Fills the counter fields of a [`Stats`].
+    pub fn snapshot(&self, latency: LatencySummary) -> Stats {
+        let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
+        let packets_queued = read(&js.packets_queued);
+        let packets_sent = read(&tx.packets_sent);
+        let send_errors = read(&tx.send_errors);
+        let packets_discarded = read(&js.packets_discarded);
+        let packets_received = read(&rx.packets_received);
+        let recv_ring_overflow = read(&rx.recv_ring_overflow);
+        let packets_delivered = read(&js.packets_delivered);
+        let recv_discarded = read(&js.recv_discarded);
+        Stats {
+            packets_sent,
+            bytes_sent: read(&tx.bytes_sent),
+            packets_received,
+            bytes_received: read(&rx.bytes_received),
+            send_ring_full: read(&js.send_ring_full),
+            recv_ring_overflow,
+            kernel_drops: read(&rx.kernel_drops),
+            packets_discarded,
+            send_errors,
+            late_packets: read(&tx.late_packets),
+            packets_queued,
+            send_queue_length: packets_queued.saturating_sub(packets_sent + send_errors + packets_discarded),
+            packets_delivered,
+            recv_queue_length: packets_received.saturating_sub(recv_ring_overflow + packets_delivered + recv_discarded),
+            recv_discarded,
+            rt_pauses: read(&tx.rt_pauses) + read(&rx.rt_pauses),
+            stalls: read(&tx.stalls),
+            spin_window_ns: read(&tx.spin_window_ns),
+            latency,
+            last_error: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_is_exact_where_it_can_be_and_within_one_percent_elsewhere() {
+        let mut l = Latencies::default();
+        for v in 1..=1000u64 {
+            l.record(v * 1000);
+        }
+        let s = l.summary();
+        assert_eq!(s.count, 1000);
+        assert_eq!(s.min_ns, 1000);
+        assert_eq!(s.max_ns, 1_000_000);
+        assert_eq!(s.mean_ns, 500_500.0);
+        assert!((s.p50_ns as f64 - 500_000.0).abs() / 500_000.0 < 0.01, "{}", s.p50_ns);
+        assert!((s.p99_ns as f64 - 990_000.0).abs() / 990_000.0 < 0.01, "{}", s.p99_ns);
+        assert!(s.p999_ns <= s.max_ns);
+        assert_eq!(s.buckets.iter().map(|b| b.count).sum::<u64>(), 1000);
+        assert_eq!(s.buckets[0].up_to_ns, 16);
+        assert!(s.buckets.windows(2).all(|w| w[1].up_to_ns == w[0].up_to_ns * 2));
+    }
+
+    #[test]
+    fn bucket_bounds_are_inclusive_powers_of_two_from_16() {
+        assert_eq!(bucket_index(0), 0);
+        assert_eq!(bucket_index(16), 0);
+        assert_eq!(bucket_index(17), 1);
+        assert_eq!(bucket_index(32), 1);
+        assert_eq!(bucket_index(33), 2);
+        assert_eq!(bucket_index(1 << 30), 26);
+    }
+
+    #[test]
+    fn huge_latencies_are_clamped_in_the_histogram_but_exact_in_max() {
+        let mut l = Latencies::default();
+        l.record(3_600_000_000_000);
+        l.record(0);
+        let s = l.summary();
+        assert_eq!(s.max_ns, 3_600_000_000_000);
+        assert_eq!(s.min_ns, 0);
+        assert_eq!(s.count, 2);
+    }
+
+    #[test]
+    fn empty_summary_is_zero() {
+        assert_eq!(Latencies::default().summary(), LatencySummary::default());
+    }
+
+    #[test]
+    fn recorder_publishes_only_when_due_and_always_on_demand() {
+        let shared = SharedLatencies::default();
+        let mut recorder = LatencyRecorder::default();
+        recorder.record(5);
+        recorder.publish_if_due(&shared, PUBLISH_INTERVAL_NS);
+        assert_eq!(shared.summary().count, 1);
+        recorder.record(7);
+        recorder.publish_if_due(&shared, PUBLISH_INTERVAL_NS + 1);
+        assert_eq!(shared.summary().count, 1, "published again too soon");
+        recorder.publish(&shared, PUBLISH_INTERVAL_NS + 2);
+        let s = shared.summary();
+        assert_eq!((s.count, s.min_ns, s.max_ns), (2, 5, 7));
+    }
+
+    #[test]
+    fn queue_lengths_follow_from_the_counters() {
+        let c = Counters::default();
+        bump(&c.js.packets_queued, 10);
+        bump(&c.sender.packets_sent, 6);
+        bump(&c.sender.send_errors, 1);
+        bump(&c.receiver.packets_received, 5);
+        bump(&c.js.packets_delivered, 2);
+        bump(&c.receiver.recv_ring_overflow, 1);
+        let s = c.snapshot(LatencySummary::default());
+        assert_eq!(s.send_queue_length, 3);
+        assert_eq!(s.recv_queue_length, 2);
+    }
+}
