@@ -147,7 +147,8 @@ impl UdpEngine {
         self.state
     }
 
-    fn check_not_closed(&self) -> Result<()> {
+    /// Fails with ERR_UDPCOM_STATE once closeSocket() ran.
+    pub fn check_open(&self) -> Result<()> {
         if self.state == State::Closed {
             return Err(Error::state("the socket is closed: closeSocket() was called"));
         }
@@ -156,7 +157,7 @@ impl UdpEngine {
 
     /// Creates the socket, binds it and connects it (unless the remote port is 0).
     pub fn init_socket(&mut self) -> Result<()> {
-        self.check_not_closed()?;
+        self.check_open()?;
         if self.state != State::Created {
             return Err(Error::state("initSocket() was already called"));
         }
@@ -167,7 +168,7 @@ impl UdpEngine {
 
     /// The bound local port.
     pub fn local_port(&self) -> Result<u16> {
-        self.check_not_closed()?;
+        self.check_open()?;
         match &self.socket {
             Some(socket) => Ok(socket.local_addr().port()),
             None => Err(Error::state("the socket is not bound yet: call initSocket() first")),
@@ -177,7 +178,7 @@ impl UdpEngine {
     /// Starts the worker thread(s) of the configured direction. Fails, with nothing left
     /// running, if a worker cannot be pinned or made real-time as configured.
     pub fn start(&mut self, notify: Arc<dyn Notify>) -> Result<()> {
-        self.check_not_closed()?;
+        self.check_open()?;
         match self.state {
             State::Created => return Err(Error::state("the socket is not bound yet: call initSocket() first")),
             State::Running => return Err(Error::state("already started: call stop() first")),
@@ -296,7 +297,7 @@ impl UdpEngine {
     }
 
     fn check_can_send(&self) -> Result<()> {
-        self.check_not_closed()?;
+        self.check_open()?;
         if !self.config.direction.sends() {
             return Err(Error::state(
                 "this instance only receives (direction 1): it cannot send",
@@ -381,7 +382,7 @@ impl UdpEngine {
 
     /// Checks that receiving is possible now.
     pub fn check_can_receive(&self) -> Result<()> {
-        self.check_not_closed()?;
+        self.check_open()?;
         if !self.config.direction.receives() {
             return Err(Error::state(
                 "this instance only sends (direction 0): it cannot receive",
@@ -529,7 +530,7 @@ impl UdpEngine {
 
     /// Stops if needed and closes the socket. Every later call fails with ERR_UDPCOM_STATE.
     pub fn close(&mut self) -> Result<()> {
-        self.check_not_closed()?;
+        self.check_open()?;
         self.stop();
         self.socket = None;
         self.send = None;
@@ -540,7 +541,7 @@ impl UdpEngine {
 
     /// All statistics, as of now.
     pub fn stats(&self) -> Result<Stats> {
-        self.check_not_closed()?;
+        self.check_open()?;
         let mut stats = self.shared.counters.snapshot(self.shared.latencies.summary());
         if let Some(socket) = &self.socket {
             stats.kernel_drops = stats.kernel_drops.max(socket.kernel_drops());

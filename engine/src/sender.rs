@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::ring::Consumer;
 use crate::rt::RunBudget;
 use crate::socket::UdpSocket;
-use crate::stats::{bump, LatencyRecorder};
+use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_NS};
 use crate::sys::{self, SEND_BATCH};
 
 /// What the send ring stores beside each payload.
@@ -39,9 +39,9 @@ pub(crate) struct Sender {
     pub fifo: bool,
 }
 
-/// Only wait for a deadline that is at least this far away when there is time to publish
-/// latencies first.
-const PUBLISH_HEADROOM_NS: u64 = 200_000;
+/// Publish latencies before a wait only if the deadline is at least this far away, so that
+/// publishing (a few µs) never delays a packet.
+const PUBLISH_HEADROOM_NS: u64 = 100_000;
 
 impl Sender {
     /// Runs until `shared.stop` is set; gives the ring back for the next start.
@@ -66,8 +66,8 @@ impl Sender {
             let deadline_ns = self.ring.peek(0).map_or(0, |p| p.meta.deadline_ns);
             let now = now_ns();
             if deadline_ns > now {
-                if deadline_ns - now > PUBLISH_HEADROOM_NS {
-                    latencies.publish_if_due(&shared.latencies, now);
+                if deadline_ns - now > PUBLISH_HEADROOM_NS + waiter.spin.window_ns() {
+                    latencies.publish_if_older(&shared.latencies, now, PUBLISH_INTERVAL_NS);
                 }
                 if waiter.wait_until(deadline_ns, &shared.stop, &mut budget) == Wait::Stopped {
                     break;
@@ -126,7 +126,9 @@ impl Sender {
                     shared.wake_js(&*self.notify);
                 }
             }
-            if budget.check(now_ns()) {
+            let now = now_ns();
+            latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
+            if budget.check(now) {
                 counters.rt_pauses.store(budget.pauses(), Ordering::Relaxed);
             }
         }

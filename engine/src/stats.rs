@@ -92,8 +92,11 @@ pub struct Counters {
 /// Highest latency the histogram resolves (60 s); larger values are clamped there, while
 /// the exact maximum is kept separately.
 pub const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
-/// How often a busy sender publishes its latencies at most.
-pub const PUBLISH_INTERVAL_NS: u64 = 5_000_000;
+/// How often a sender with time to spare publishes its latencies at most (a publication costs
+/// a few microseconds).
+pub const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
+/// How stale the published latencies may get while the sender has no time to spare.
+pub const PUBLISH_MAX_AGE_NS: u64 = 20_000_000;
 
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 2).expect("valid histogram bounds")
@@ -272,10 +275,9 @@ impl LatencyRecorder {
         self.local.record(latency_ns);
     }
 
-    /// Publishes if there is something to publish and the last publication is at least
-    /// [`PUBLISH_INTERVAL_NS`] old.
-    pub fn publish_if_due(&mut self, shared: &SharedLatencies, now_ns: u64) {
-        if now_ns.saturating_sub(self.last_publish_ns) >= PUBLISH_INTERVAL_NS {
+    /// Publishes if the last publication is at least `interval_ns` old.
+    pub fn publish_if_older(&mut self, shared: &SharedLatencies, now_ns: u64, interval_ns: u64) {
+        if now_ns.saturating_sub(self.last_publish_ns) >= interval_ns {
             self.publish(shared, now_ns);
         }
     }
@@ -427,10 +429,10 @@ mod tests {
         let shared = SharedLatencies::default();
         let mut recorder = LatencyRecorder::default();
         recorder.record(5);
-        recorder.publish_if_due(&shared, PUBLISH_INTERVAL_NS);
+        recorder.publish_if_older(&shared, PUBLISH_INTERVAL_NS, PUBLISH_INTERVAL_NS);
         assert_eq!(shared.summary().count, 1);
         recorder.record(7);
-        recorder.publish_if_due(&shared, PUBLISH_INTERVAL_NS + 1);
+        recorder.publish_if_older(&shared, PUBLISH_INTERVAL_NS + 1, PUBLISH_INTERVAL_NS);
         assert_eq!(shared.summary().count, 1, "published again too soon");
         recorder.publish(&shared, PUBLISH_INTERVAL_NS + 2);
         let s = shared.summary();
