@@ -1,1 +1,191 @@
-//! Node.js binding of udpcom (placeholder while the engine is built).
+//! The Node.js binding of udpcom: the `UdpCom` class.
+//!
+//! A thin layer: each method checks and converts its JavaScript arguments ([`args`]), calls
+//! the engine (`udpcom-engine`, which knows nothing of Node) and converts results and errors
+//! back ([`convert`], [`errors`]). Promises and the thread-safe function that settles them live
+//! in [`instance`].
+
+use std::cell::RefMut;
+
+use napi::bindgen_prelude::{ObjectFinalize, Unknown};
+use napi::Env;
+use napi_derive::napi;
+use udpcom_engine::{Config, UdpEngine};
+
+mod args;
+mod convert;
+mod errors;
+mod instance;
+mod napi_raw;
+mod notify;
+
+use convert::PacketStats;
+use errors::OrThrow;
+use instance::{Instance, SharedInstance};
+
+/// Options of the UdpCom constructor.
+#[napi(object, object_to_js = false)]
+pub struct UdpComOptions {
+    /// CPU the worker thread(s) are pinned to; unset: not pinned.
+    pub cpu: Option<u32>,
+    /// CPU of the receive worker when direction is 2; default: cpu.
+    pub rx_cpu: Option<u32>,
+    /// Ring capacity in packets, per direction; default 4096; 1..2**24.
+    pub capacity: Option<u32>,
+    /// Payload bytes each ring holds, per direction; default capacity × 512 clamped to
+    /// 128 KiB..64 MiB; at least 128 KiB (twice the largest datagram).
+    pub ring_bytes: Option<u32>,
+    /// 0: send only, 1: receive only, 2: both (default).
+    #[napi(ts_type = "Direction")]
+    pub direction: Option<u32>,
+    /// SCHED_FIFO priority 1..99 for the workers; unset or 0: normal scheduling.
+    pub priority: Option<u32>,
+    /// Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
+    /// the measured wake-up lateness (2 µs..500 µs, starting at 50 µs).
+    pub spin_ns: Option<u32>,
+    /// Lock the rings into RAM (mlock) at start; default false.
+    pub lock_memory: Option<bool>,
+}
+
+/// A UDP endpoint whose native threads send packets at exact CLOCK_MONOTONIC times and
+/// receive packets into a ring that Promises read from.
+#[napi(custom_finalize)]
+pub struct UdpCom {
+    instance: SharedInstance,
+}
+
+#[napi]
+impl UdpCom {
+    /// Checks the arguments; no socket is opened until initSocket().
+    #[napi(
+        constructor,
+        ts_args_type = "localIp: string, localPort: number, remoteIp: string, remotePort: number, options?: UdpComOptions"
+    )]
+    pub fn new(
+        env: Env,
+        local_ip: Unknown,
+        local_port: Unknown,
+        remote_ip: Unknown,
+        remote_port: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Self> {
+        let config = (|| {
+            let local_ip = args::string(local_ip, "localIp")?;
+            let local_port = args::number(local_port, "localPort")?;
+            let remote_ip = args::string(remote_ip, "remoteIp")?;
+            let remote_port = args::number(remote_port, "remotePort")?;
+            let options = args::options(options)?;
+            Config::new(&local_ip, local_port, &remote_ip, remote_port, &options)
+        })()
+        .or_throw(&env)?;
+        Ok(UdpCom {
+            instance: Instance::new(UdpEngine::new(config)),
+        })
+    }
+
+    fn instance(&self) -> RefMut<'_, Instance> {
+        // Methods run one at a time on the JavaScript thread and never call back into
+        // JavaScript while they hold the instance, so it is never borrowed twice.
+        self.instance.borrow_mut()
+    }
+
+    /// The bound port once initSocket() ran (useful with port 0).
+    #[napi(getter)]
+    pub fn local_port(&self, env: Env) -> napi::Result<u32> {
+        self.instance().engine.local_port().map(u32::from).or_throw(&env)
+    }
+
+    /// Creates the socket, binds it to the local address and connects it to the remote one
+    /// (unless remotePort is 0).
+    #[napi]
+    pub fn init_socket(&self, env: Env) -> napi::Result<()> {
+        self.instance().engine.init_socket().or_throw(&env)
+    }
+
+    /// Starts the worker thread(s) for the direction, pinned and real-time as configured.
+    #[napi]
+    pub fn start(&self, env: Env) -> napi::Result<()> {
+        Instance::start(&self.instance, &env)
+    }
+
+    /// Copies `data` into the send ring to leave at `timestampNs` (CLOCK_MONOTONIC ns; omitted
+    /// or 0n: as soon as possible). Returns false, queuing nothing, when the ring is full.
+    #[napi(ts_args_type = "data: Uint8Array, timestampNs?: bigint")]
+    pub fn send_data(&self, env: Env, data: Unknown, timestamp_ns: Option<Unknown>) -> napi::Result<bool> {
+        let view = args::bytes(data, "data").or_throw(&env)?;
+        let deadline_ns = args::timestamp(timestamp_ns, "timestampNs").or_throw(&env)?;
+        self.instance()
+            .engine
+            .send(&view.arraybuffer, deadline_ns)
+            .or_throw(&env)
+    }
+
+    /// Resolves with the next received packet, or null once `timeoutNs` has passed (omitted:
+    /// wait until a packet arrives; 0: only what is already queued).
+    #[napi(
+        ts_args_type = "timeoutNs?: bigint | number",
+        ts_return_type = "Promise<ReceivedPacket | null>"
+    )]
+    pub fn receive_data<'env>(&self, env: &'env Env, timeout_ns: Option<Unknown>) -> napi::Result<Unknown<'env>> {
+        let timeout_ns = args::timeout(timeout_ns, "timeoutNs");
+        self.instance().receive(env, timeout_ns)
+    }
+
+    /// Resolves once every packet queued so far has left (or failed).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        self.instance().drain(env)
+    }
+
+    /// Counters and latency statistics since the instance was created.
+    #[napi]
+    pub fn get_packet_stats(&self, env: Env) -> napi::Result<PacketStats> {
+        self.instance().engine.stats().map(PacketStats::from).or_throw(&env)
+    }
+
+    /// Stops and joins the worker thread(s) (within 100 ms); queued packets are discarded and
+    /// counted, pending receiveData/drain promises reject with ERR_UDPCOM_STOPPED. start()
+    /// works again afterwards.
+    #[napi]
+    pub fn stop(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.stop(&env, "stop() was called");
+        Ok(())
+    }
+
+    /// Stops if needed and closes the socket; every later call throws ERR_UDPCOM_STATE.
+    #[napi]
+    pub fn close_socket(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.stop(&env, "closeSocket() was called");
+        instance.engine.close().or_throw(&env)
+    }
+
+    /// Lets a started instance keep the process alive (the default).
+    #[napi(js_name = "ref")]
+    pub fn reference(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.set_referenced(&env, true)
+    }
+
+    /// Lets the process exit while this instance is started.
+    #[napi]
+    pub fn unref(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.set_referenced(&env, false)
+    }
+}
+
+impl ObjectFinalize for UdpCom {
+    /// Garbage-collected: stop and join the workers, and settle what is still pending.
+    fn finalize(self, env: Env) -> napi::Result<()> {
+        if let Ok(mut instance) = self.instance.try_borrow_mut() {
+            instance.stop(&env, "the UdpCom instance was garbage-collected");
+        }
+        Ok(())
+    }
+}

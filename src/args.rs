@@ -1,0 +1,216 @@
+//! JavaScript argument checks: types here (`ERR_INVALID_ARG_TYPE`), values in the engine's
+//! `config` module. Messages follow Node's wording ("The "data" argument must be ...
+//! Received type string ('abc')").
+
+use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsObjectValue, Object, TypedArray, Unknown};
+use napi::{JsValue, ValueType};
+use udpcom_engine::config::{format_number, integer};
+use udpcom_engine::{Error, Options};
+
+use crate::napi_raw::{bigint_u64, U64};
+
+type Result<T> = std::result::Result<T, Error>;
+
+/// Converts a failure of napi itself (which should not happen for a checked type) to an
+/// engine error.
+fn napi_failure(error: napi::Error) -> Error {
+    Error::internal(format!("Node-API call failed: {error}"))
+}
+
+fn type_of(value: &Unknown<'_>) -> ValueType {
+    value.get_type().unwrap_or(ValueType::Unknown)
+}
+
+/// Node's description of a received value: `type number (5)`, `an instance of Array`, ...
+pub fn describe(value: &Unknown<'_>) -> String {
+    let shown = |v: &Unknown<'_>| {
+        v.coerce_to_string()
+            .and_then(|s| s.into_utf8())
+            .and_then(|s| s.into_owned())
+            .unwrap_or_default()
+    };
+    match type_of(value) {
+        ValueType::Undefined => "undefined".into(),
+        ValueType::Null => "null".into(),
+        ValueType::Number => format!(
+            "type number ({})",
+            f64::from_unknown(*value).map_or("?".into(), format_number)
+        ),
+        ValueType::BigInt => format!("type bigint ({}n)", shown(value)),
+        ValueType::Boolean => format!("type boolean ({})", shown(value)),
+        ValueType::String => {
+            let text = shown(value);
+            let short: String = text.chars().take(25).collect();
+            let ellipsis = if short.len() < text.len() { "..." } else { "" };
+            format!("type string ('{short}'{ellipsis})")
+        }
+        ValueType::Symbol => "type symbol".into(),
+        ValueType::Function => "function".into(),
+        ValueType::Object => Object::from_unknown(*value)
+            .and_then(|o| o.get_named_property::<Unknown>("constructor"))
+            .and_then(|c| Object::from_unknown(c)?.get_named_property::<String>("name"))
+            .map_or_else(|_| "an object".into(), |name| format!("an instance of {name}")),
+        _ => "an unknown value".into(),
+    }
+}
+
+/// How Node names an argument in a type error: `The "data" argument`, or for an option
+/// `The "options.capacity" property`.
+fn label(name: &str) -> String {
+    if name.contains('.') {
+        format!("The \"{name}\" property")
+    } else {
+        format!("The \"{name}\" argument")
+    }
+}
+
+/// How Node names a value in a range error: `"timestampNs"`.
+fn quoted(name: &str) -> String {
+    format!("\"{name}\"")
+}
+
+fn wrong_type(name: &str, expected: &str, value: &Unknown<'_>) -> Error {
+    Error::invalid_arg_type(&label(name), expected, &describe(value))
+}
+
+/// A BigInt as JavaScript prints it (`-5n`), for range errors.
+fn bigint_text(value: &Unknown<'_>) -> String {
+    let text = value
+        .coerce_to_string()
+        .and_then(|s| s.into_utf8())
+        .and_then(|s| s.into_owned())
+        .unwrap_or_default();
+    format!("{text}n")
+}
+
+/// A string argument.
+pub fn string(value: Unknown<'_>, name: &str) -> Result<String> {
+    if type_of(&value) != ValueType::String {
+        return Err(wrong_type(name, "of type string", &value));
+    }
+    String::from_unknown(value).map_err(napi_failure)
+}
+
+/// A number argument (its range is checked by the engine).
+pub fn number(value: Unknown<'_>, name: &str) -> Result<f64> {
+    if type_of(&value) != ValueType::Number {
+        return Err(wrong_type(name, "of type number", &value));
+    }
+    f64::from_unknown(value).map_err(napi_failure)
+}
+
+/// A Uint8Array, a Buffer or any other TypedArray; its bytes are `&view.arraybuffer`, valid
+/// for the call.
+pub fn bytes<'env>(value: Unknown<'env>, name: &str) -> Result<TypedArray<'env>> {
+    let expected = "an instance of Buffer, Uint8Array or another TypedArray";
+    if type_of(&value) != ValueType::Object {
+        return Err(wrong_type(name, expected, &value));
+    }
+    let view = TypedArray::from_unknown(value).map_err(|_| wrong_type(name, expected, &value))?;
+    if view.arraybuffer.is_empty() && is_detached(&value) {
+        return Err(Error::invalid_arg_value(
+            &label(name),
+            "is detached (its ArrayBuffer was transferred)",
+            "a detached view",
+        ));
+    }
+    Ok(view)
+}
+
+fn is_detached(view: &Unknown<'_>) -> bool {
+    Object::from_unknown(*view)
+        .and_then(|o| o.get_named_property::<Unknown>("buffer"))
+        .and_then(ArrayBuffer::from_unknown)
+        .and_then(|buffer| buffer.is_detached())
+        .unwrap_or(false)
+}
+
+/// An optional `timestampNs` (bigint): 0 when omitted, meaning "as soon as possible".
+pub fn timestamp(value: Option<Unknown<'_>>, name: &str) -> Result<u64> {
+    let Some(value) = value.filter(|v| type_of(v) != ValueType::Undefined) else {
+        return Ok(0);
+    };
+    if type_of(&value) != ValueType::BigInt {
+        return Err(wrong_type(name, "of type bigint", &value));
+    }
+    match bigint_u64(&value).map_err(napi_failure)? {
+        U64::Value(ns) => Ok(ns),
+        U64::Negative => Err(Error::out_of_range(&quoted(name), ">= 0n", bigint_text(&value))),
+        U64::TooLarge => Err(Error::out_of_range(&quoted(name), "< 2n ** 64n", bigint_text(&value))),
+    }
+}
+
+/// An optional timeout in ns, as a bigint or a number: `None` when omitted (wait forever).
+pub fn timeout(value: Option<Unknown<'_>>, name: &str) -> Result<Option<u64>> {
+    let Some(value) = value.filter(|v| type_of(v) != ValueType::Undefined) else {
+        return Ok(None);
+    };
+    match type_of(&value) {
+        ValueType::BigInt => match bigint_u64(&value).map_err(napi_failure)? {
+            U64::Value(ns) => Ok(Some(ns)),
+            U64::Negative => Err(Error::out_of_range(&quoted(name), ">= 0", bigint_text(&value))),
+            // Longer than 584 years: the same as forever.
+            U64::TooLarge => Ok(None),
+        },
+        ValueType::Number => {
+            let ns = f64::from_unknown(value).map_err(napi_failure)?;
+            Ok(Some(integer(&quoted(name), ns, 0, 9_007_199_254_740_991)?))
+        }
+        _ => Err(wrong_type(name, "of type bigint or number", &value)),
+    }
+}
+
+/// Option names the constructor knows; any other name is a mistake worth reporting.
+const OPTION_NAMES: [&str; 8] = [
+    "cpu",
+    "rxCpu",
+    "capacity",
+    "ringBytes",
+    "direction",
+    "priority",
+    "spinNs",
+    "lockMemory",
+];
+
+/// The constructor's `options` object.
+pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
+    let Some(value) = value.filter(|v| type_of(v) != ValueType::Undefined) else {
+        return Ok(Options::default());
+    };
+    if type_of(&value) != ValueType::Object {
+        return Err(wrong_type("options", "of type object", &value));
+    }
+    let object = Object::from_unknown(value).map_err(napi_failure)?;
+    let names = object.get_property_names().map_err(napi_failure)?;
+    for i in 0..names.get_array_length().map_err(napi_failure)? {
+        let name: String = names.get_element(i).map_err(napi_failure)?;
+        if !OPTION_NAMES.contains(&name.as_str()) {
+            return Err(Error::invalid_arg_value(
+                &label(&format!("options.{name}")),
+                &format!("is not an option of UdpCom (known: {})", OPTION_NAMES.join(", ")),
+                format!("'{name}'"),
+            ));
+        }
+    }
+    let field = |name: &str| -> Result<Option<Unknown<'_>>> {
+        let v: Unknown = object.get_named_property(name).map_err(napi_failure)?;
+        Ok((type_of(&v) != ValueType::Undefined).then_some(v))
+    };
+    let num =
+        |name: &str| -> Result<Option<f64>> { field(name)?.map(|v| number(v, &format!("options.{name}"))).transpose() };
+    let lock_memory = match field("lockMemory")? {
+        None => None,
+        Some(v) if type_of(&v) == ValueType::Boolean => Some(bool::from_unknown(v).map_err(napi_failure)?),
+        Some(v) => return Err(wrong_type("options.lockMemory", "of type boolean", &v)),
+    };
+    Ok(Options {
+        cpu: num("cpu")?,
+        rx_cpu: num("rxCpu")?,
+        capacity: num("capacity")?,
+        ring_bytes: num("ringBytes")?,
+        direction: num("direction")?,
+        priority: num("priority")?,
+        spin_ns: num("spinNs")?,
+        lock_memory,
+    })
+}

@@ -1,0 +1,163 @@
+//! The objects udpcom hands to JavaScript, declared once here for both conversion and the
+//! generated TypeScript declarations.
+
+use napi::bindgen_prelude::BufferSlice;
+use napi::Env;
+use napi_derive::napi;
+use udpcom_engine::engine::Received;
+use udpcom_engine::Stats;
+
+/// A datagram handed to JavaScript.
+#[napi(object, object_from_js = false)]
+pub struct ReceivedPacket<'env> {
+    /// The payload (a copy owned by JavaScript).
+    pub data: BufferSlice<'env>,
+    /// Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`), as the
+    /// receiver thread saw it.
+    pub timestamp_ns: u64,
+}
+
+impl<'env> ReceivedPacket<'env> {
+    /// Copies a packet out of the receive ring.
+    pub fn copy_from(env: &'env Env, packet: Received<'_>) -> napi::Result<Self> {
+        Ok(ReceivedPacket {
+            data: BufferSlice::copy_from(env, packet.payload)?,
+            timestamp_ns: packet.meta.arrival_ns,
+        })
+    }
+}
+
+/// One bucket of a latency histogram.
+#[napi(object, object_from_js = false)]
+pub struct HistogramBucket {
+    /// Upper bound of the bucket in ns (bounds double from 16 ns).
+    pub up_to_ns: f64,
+    /// Packets whose latency is above the previous bound and at most `upToNs`.
+    pub count: f64,
+}
+
+/// The last error a worker thread saw, e.g. `ECONNREFUSED` when the peer is not listening.
+#[napi(object, object_from_js = false)]
+pub struct WorkerError {
+    /// Node-style code: the errno name for OS errors.
+    pub code: String,
+    /// Human-readable message.
+    pub message: String,
+    /// The failing system call, for OS errors.
+    pub syscall: Option<String>,
+    /// Negative errno, as in Node's own errors.
+    pub errno: Option<i32>,
+}
+
+/// Statistics of one instance since it was created. Counters only grow; every packet is in
+/// exactly one of sent, refused (nSendRingFull), discarded or failed (nSendErrors), and every
+/// datagram read off the socket is delivered, overflowed or discarded.
+#[napi(object, object_from_js = false)]
+pub struct PacketStats {
+    /// Packets the kernel accepted for sending.
+    pub n_packets_sent: f64,
+    /// Payload bytes the kernel accepted for sending.
+    pub n_bytes_sent: f64,
+    /// Datagrams the receiver thread read off the socket.
+    pub n_packets_received: f64,
+    /// Payload bytes the receiver thread read off the socket.
+    pub n_bytes_received: f64,
+    /// Packets refused because the send ring was full (sendData returned false, or sendBatch
+    /// queued fewer).
+    pub n_send_ring_full: f64,
+    /// Received datagrams dropped because the receive ring was full.
+    pub n_recv_ring_overflow: f64,
+    /// Queued packets thrown away by stop().
+    pub n_packets_discarded: f64,
+    /// Packets whose send system call failed (see lastError).
+    pub n_send_errors: f64,
+    /// Packets that left more than the spin window after their time.
+    pub n_late_packets: f64,
+    /// Smallest send latency (departure − target), ns.
+    pub min_latency_ns: f64,
+    /// Largest send latency, ns.
+    pub max_latency_ns: f64,
+    /// Mean send latency, ns.
+    pub mean_latency_ns: f64,
+    /// Median send latency, ns (HDR histogram, within 1%).
+    pub p50_latency_ns: f64,
+    /// 90th percentile send latency, ns.
+    pub p90_latency_ns: f64,
+    /// 99th percentile send latency, ns.
+    pub p99_latency_ns: f64,
+    /// 99.9th percentile send latency, ns.
+    pub p999_latency_ns: f64,
+    /// Send latency histogram: doubling buckets from 16 ns up to the maximum.
+    #[napi(ts_type = "Array<{ upToNs: number; count: number }>")]
+    pub latency_histogram: Vec<HistogramBucket>,
+    /// Datagrams the kernel dropped on the socket because its receive buffer was full
+    /// (SO_RXQ_OVFL).
+    pub n_kernel_drops: f64,
+    /// Packets ever queued by sendData/sendBatch.
+    pub n_packets_queued: f64,
+    /// Packets in the send ring now.
+    pub send_queue_length: f64,
+    /// Received packets handed to JavaScript.
+    pub n_packets_delivered: f64,
+    /// Received packets waiting in the receive ring now.
+    pub recv_queue_length: f64,
+    /// Received packets thrown away by stop() before JavaScript read them.
+    pub n_recv_discarded: f64,
+    /// Pauses of SCHED_FIFO workers (1 ms each) that keep them clear of the kernel's RT
+    /// throttling; non-zero means the sender had no time to sleep between packets.
+    pub n_rt_pauses: f64,
+    /// Sender spin loops that lost the CPU for more than 200 µs (preemption, throttling, VM).
+    pub n_stalls: f64,
+    /// Spin window the sender uses now, ns (spinNs, or the adaptive window).
+    pub spin_window_ns: f64,
+    /// The last error a worker thread saw, if any.
+    pub last_error: Option<WorkerError>,
+}
+
+impl From<Stats> for PacketStats {
+    fn from(s: Stats) -> Self {
+        let n = |v: u64| v as f64;
+        let latency = &s.latency;
+        PacketStats {
+            n_packets_sent: n(s.packets_sent),
+            n_bytes_sent: n(s.bytes_sent),
+            n_packets_received: n(s.packets_received),
+            n_bytes_received: n(s.bytes_received),
+            n_send_ring_full: n(s.send_ring_full),
+            n_recv_ring_overflow: n(s.recv_ring_overflow),
+            n_packets_discarded: n(s.packets_discarded),
+            n_send_errors: n(s.send_errors),
+            n_late_packets: n(s.late_packets),
+            min_latency_ns: n(latency.min_ns),
+            max_latency_ns: n(latency.max_ns),
+            mean_latency_ns: latency.mean_ns,
+            p50_latency_ns: n(latency.p50_ns),
+            p90_latency_ns: n(latency.p90_ns),
+            p99_latency_ns: n(latency.p99_ns),
+            p999_latency_ns: n(latency.p999_ns),
+            latency_histogram: latency
+                .buckets
+                .iter()
+                .map(|b| HistogramBucket {
+                    up_to_ns: n(b.up_to_ns),
+                    count: n(b.count),
+                })
+                .collect(),
+            n_kernel_drops: n(s.kernel_drops),
+            n_packets_queued: n(s.packets_queued),
+            send_queue_length: n(s.send_queue_length),
+            n_packets_delivered: n(s.packets_delivered),
+            recv_queue_length: n(s.recv_queue_length),
+            n_recv_discarded: n(s.recv_discarded),
+            n_rt_pauses: n(s.rt_pauses),
+            n_stalls: n(s.stalls),
+            spin_window_ns: n(s.spin_window_ns),
+            last_error: s.last_error.map(|e| WorkerError {
+                code: e.code.to_string(),
+                message: e.message,
+                syscall: e.os.map(|os| os.syscall.to_string()),
+                errno: e.os.map(|os| -os.errno),
+            }),
+        }
+    }
+}

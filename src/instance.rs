@@ -1,0 +1,236 @@
+//! What one `UdpCom` object holds on the JavaScript thread: the engine, the promises waiting
+//! for packets or for a drain, and the thread-safe function that wakes them.
+//!
+//! Everything here runs on the JavaScript thread. Pending promises are settled in three places:
+//! when a worker wakes the thread ([`Instance::pump`]), when a call can settle them at once,
+//! and when the instance stops, closes or is garbage-collected (rejected with
+//! ERR_UDPCOM_STOPPED). None is ever left pending while its instance is gone.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::{Rc, Weak};
+
+use napi::bindgen_prelude::{Null, Unknown};
+use napi::CleanupEnvHook;
+use napi::Env;
+use udpcom_engine::clock::now_ns;
+use udpcom_engine::{Error, UdpEngine};
+
+use crate::convert::ReceivedPacket;
+use crate::errors::{js_error, OrThrow};
+use crate::napi_raw::Deferred;
+use crate::notify::JsNotify;
+
+/// The instance as shared between the class object, its thread-safe function and its
+/// environment cleanup hook (the latter two hold weak references).
+pub type SharedInstance = Rc<RefCell<Instance>>;
+
+struct PendingReceive {
+    deferred: Deferred,
+    /// CLOCK_MONOTONIC time at which it resolves with null; `None`: never.
+    deadline_ns: Option<u64>,
+}
+
+struct PendingDrain {
+    deferred: Deferred,
+    /// Resolve once this many packets have left the send ring.
+    target: u64,
+}
+
+/// State of one `UdpCom` on the JavaScript thread.
+pub struct Instance {
+    /// The engine (socket, rings, workers, statistics).
+    pub engine: UdpEngine,
+    receives: VecDeque<PendingReceive>,
+    drains: VecDeque<PendingDrain>,
+    /// Wakes this thread while started.
+    notify: Option<std::sync::Arc<JsNotify>>,
+    /// Whether a started instance keeps the event loop alive (ref()/unref()).
+    referenced: bool,
+    /// Stops the workers if the environment is torn down (worker thread terminated) while
+    /// started.
+    cleanup_hook: Option<CleanupEnvHook<Weak<RefCell<Instance>>>>,
+}
+
+impl Instance {
+    /// A new instance around an engine.
+    pub fn new(engine: UdpEngine) -> SharedInstance {
+        Rc::new(RefCell::new(Instance {
+            engine,
+            receives: VecDeque::new(),
+            drains: VecDeque::new(),
+            notify: None,
+            referenced: true,
+            cleanup_hook: None,
+        }))
+    }
+
+    /// Starts the workers with a fresh thread-safe function that pumps this instance.
+    pub fn start(this: &SharedInstance, env: &Env) -> napi::Result<()> {
+        let weak = Rc::downgrade(this);
+        let notify = JsNotify::new(env, move |env| {
+            if let Some(instance) = weak.upgrade() {
+                if let Ok(mut instance) = instance.try_borrow_mut() {
+                    instance.engine.begin_notification();
+                    instance.pump(env);
+                }
+            }
+        })?;
+        let mut instance = this.borrow_mut();
+        if !instance.referenced {
+            notify.set_referenced(env, false)?;
+        }
+        instance.engine.start(notify.clone()).or_throw(env)?;
+        instance.notify = Some(notify);
+        let hook = env.add_env_cleanup_hook(Rc::downgrade(this), |weak| {
+            // The environment is going away (worker terminated, process exiting): stop and
+            // join the workers before the thread-safe function disappears. No JavaScript can
+            // run now, so pending promises are left to the environment's teardown.
+            if let Some(instance) = weak.upgrade() {
+                if let Ok(mut instance) = instance.try_borrow_mut() {
+                    instance.cleanup_hook = None;
+                    instance.engine.stop();
+                    instance.notify = None;
+                }
+            }
+        })?;
+        instance.cleanup_hook = Some(hook);
+        Ok(())
+    }
+
+    /// Stops the workers and rejects every pending promise with ERR_UDPCOM_STOPPED.
+    pub fn stop(&mut self, env: &Env, reason: &str) {
+        self.engine.stop();
+        self.notify = None;
+        if let Some(hook) = self.cleanup_hook.take() {
+            let _ = env.remove_env_cleanup_hook(hook);
+        }
+        let error = Error::stopped(reason);
+        for pending in self.receives.drain(..) {
+            reject(env, pending.deferred, &error);
+        }
+        for pending in self.drains.drain(..) {
+            reject(env, pending.deferred, &error);
+        }
+    }
+
+    /// Sets whether a started instance keeps the event loop alive.
+    pub fn set_referenced(&mut self, env: &Env, referenced: bool) -> napi::Result<()> {
+        self.referenced = referenced;
+        match &self.notify {
+            Some(notify) => notify.set_referenced(env, referenced),
+            None => Ok(()),
+        }
+    }
+
+    /// `receiveData`: a promise of the next packet, or of null after `timeout_ns`.
+    pub fn receive<'env>(
+        &mut self,
+        env: &'env Env,
+        timeout_ns: Result<Option<u64>, Error>,
+    ) -> napi::Result<Unknown<'env>> {
+        let (deferred, promise) = Deferred::new(env)?;
+        let timeout_ns = match timeout_ns.and_then(|t| self.engine.check_can_receive().map(|()| t)) {
+            Ok(timeout_ns) => timeout_ns,
+            Err(error) => {
+                reject(env, deferred, &error);
+                return Ok(promise);
+            }
+        };
+        // Earlier calls are served first.
+        self.pump(env);
+        if self.receives.is_empty() && self.engine.received_count() > 0 {
+            self.deliver(env, deferred);
+        } else if timeout_ns == Some(0) {
+            deferred.resolve(env, Null)?;
+        } else {
+            let deadline_ns = timeout_ns.map(|t| now_ns().saturating_add(t));
+            self.receives.push_back(PendingReceive { deferred, deadline_ns });
+            self.pump(env);
+        }
+        Ok(promise)
+    }
+
+    /// `drain`: a promise that resolves once every packet queued so far has left.
+    pub fn drain<'env>(&mut self, env: &'env Env) -> napi::Result<Unknown<'env>> {
+        let (deferred, promise) = Deferred::new(env)?;
+        if let Err(error) = self.engine.check_open() {
+            reject(env, deferred, &error);
+            return Ok(promise);
+        }
+        let target = self.engine.queued_total();
+        if !self.engine.is_running() || self.engine.completed_total() >= target {
+            deferred.resolve(env, ())?;
+        } else {
+            self.drains.push_back(PendingDrain { deferred, target });
+            self.pump(env);
+        }
+        Ok(promise)
+    }
+
+    /// Settles whatever can be settled now: packets to waiting receives (in call order),
+    /// expired receive timeouts, reached drains; then tells the engine what to wake us for.
+    pub fn pump(&mut self, env: &Env) {
+        loop {
+            while !self.receives.is_empty() && self.engine.received_count() > 0 {
+                let pending = self.receives.pop_front().expect("not empty");
+                self.deliver(env, pending.deferred);
+            }
+            if !self.receives.is_empty() {
+                let now = now_ns();
+                let (expired, waiting) = std::mem::take(&mut self.receives)
+                    .into_iter()
+                    .partition::<Vec<_>, _>(|p| p.deadline_ns.is_some_and(|d| d <= now));
+                self.receives = waiting.into();
+                for pending in expired {
+                    let _ = pending.deferred.resolve(env, Null);
+                }
+            }
+            if self.receives.is_empty() {
+                self.engine.stop_waiting_for_receive();
+            } else {
+                let earliest = self.receives.iter().filter_map(|p| p.deadline_ns).min();
+                self.engine.wait_for_receive(earliest);
+                // A packet that arrived before the receiver saw the request has not woken us.
+                if self.engine.received_count() > 0 {
+                    continue;
+                }
+            }
+
+            let completed = self.engine.completed_total();
+            while self.drains.front().is_some_and(|d| d.target <= completed) {
+                let pending = self.drains.pop_front().expect("not empty");
+                let _ = pending.deferred.resolve(env, ());
+            }
+            match self.drains.front() {
+                None => self.engine.set_drain_target(u64::MAX),
+                Some(next) => {
+                    self.engine.set_drain_target(next.target);
+                    // The sender may have passed the target before it saw it.
+                    if self.engine.completed_total() >= next.target {
+                        continue;
+                    }
+                }
+            }
+            return;
+        }
+    }
+
+    /// Resolves `deferred` with the next packet of the receive ring.
+    fn deliver(&mut self, env: &Env, deferred: Deferred) {
+        let mut packet = None;
+        self.engine
+            .receive(1, |received| packet = Some(ReceivedPacket::copy_from(env, received)));
+        let _ = match packet {
+            Some(Ok(packet)) => deferred.resolve(env, packet),
+            Some(Err(error)) => deferred.reject(env, napi::JsError::from(error).into_unknown(*env)),
+            None => deferred.resolve(env, Null),
+        };
+    }
+}
+
+fn reject(env: &Env, deferred: Deferred, error: &Error) {
+    if let Ok(value) = js_error(env, error) {
+        let _ = deferred.reject(env, value);
+    }
+}

@@ -1,0 +1,85 @@
+//! The few Node-API calls napi-rs does not wrap the way udpcom needs them: promises settled on
+//! the JavaScript thread without a thread-safe function per promise, BigInt reads without an
+//! allocation, and ref/unref of a thread-safe function. All of the binding's `unsafe` is here.
+
+use std::ptr;
+
+use napi::bindgen_prelude::{BigInt, FromNapiValue, ToNapiValue, Unknown};
+use napi::{check_status, sys, Env, JsValue, Result};
+
+/// A promise's resolver, used only on the JavaScript thread that created it.
+///
+/// Node-API frees the deferred when it is settled; one that is never settled leaves its
+/// promise pending until the environment is torn down, so every owner settles its deferreds
+/// (on success, timeout, stop, close or garbage collection).
+pub struct Deferred(sys::napi_deferred);
+
+impl Deferred {
+    /// A new pending promise and its resolver.
+    pub fn new(env: &Env) -> Result<(Deferred, Unknown<'_>)> {
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        // SAFETY: `env` is the live environment of the calling (JavaScript) thread, and both
+        // out-pointers are valid.
+        check_status!(unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) })?;
+        // SAFETY: `promise` was just created in this environment.
+        Ok((Deferred(deferred), unsafe {
+            Unknown::from_raw_unchecked(env.raw(), promise)
+        }))
+    }
+
+    /// Resolves the promise with `value`.
+    pub fn resolve<V: ToNapiValue>(self, env: &Env, value: V) -> Result<()> {
+        // SAFETY: called on the JavaScript thread of `env`, which owns the deferred; the
+        // deferred is consumed, so it is settled at most once.
+        unsafe {
+            let value = V::to_napi_value(env.raw(), value)?;
+            check_status!(sys::napi_resolve_deferred(env.raw(), self.0, value))
+        }
+    }
+
+    /// Rejects the promise with `error` (a JavaScript value, normally an Error).
+    pub fn reject(self, env: &Env, error: Unknown<'_>) -> Result<()> {
+        // SAFETY: as in `resolve`; `error` belongs to the same environment.
+        check_status!(unsafe { sys::napi_reject_deferred(env.raw(), self.0, error.raw()) })
+    }
+}
+
+/// A BigInt read as a u64.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum U64 {
+    /// It fits.
+    Value(u64),
+    /// It is negative.
+    Negative,
+    /// It is larger than 2^64 - 1.
+    TooLarge,
+}
+
+/// Reads a BigInt (the caller checked the type) as a u64, without allocating in the common case.
+pub fn bigint_u64(value: &Unknown<'_>) -> Result<U64> {
+    let (mut number, mut lossless) = (0u64, false);
+    // SAFETY: `value` is a live value of its environment; the out-pointers are valid.
+    check_status!(unsafe {
+        sys::napi_get_value_bigint_uint64(value.value().env, value.raw(), &mut number, &mut lossless)
+    })?;
+    if lossless {
+        return Ok(U64::Value(number));
+    }
+    // Rare: negative or huge. Read the sign from the full value.
+    let big = BigInt::from_unknown(*value)?;
+    Ok(if big.sign_bit { U64::Negative } else { U64::TooLarge })
+}
+
+/// Makes a thread-safe function keep the event loop alive (`referenced`) or not.
+pub fn set_tsfn_referenced(env: &Env, tsfn: sys::napi_threadsafe_function, referenced: bool) -> Result<()> {
+    // SAFETY: called on the JavaScript thread that created `tsfn`, which its owner keeps alive
+    // (not released) while it can call this.
+    check_status!(unsafe {
+        if referenced {
+            sys::napi_ref_threadsafe_function(env.raw(), tsfn)
+        } else {
+            sys::napi_unref_threadsafe_function(env.raw(), tsfn)
+        }
+    })
+}
