@@ -1,0 +1,91 @@
+// Shared helpers for the node --test suite. Every socket uses port 0 (or the port the kernel
+// gave its peer), and every wait has a timeout, so tests neither collide nor hang.
+import { createRequire } from 'node:module'
+import { readdirSync, readFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+
+const require = createRequire(import.meta.url)
+export const { UdpCom } = require('../index.js')
+
+export const now = () => process.hrtime.bigint()
+export const MS = 1_000_000n
+
+/**
+ * A started receive-only instance (unconnected: it hears anyone) and a started send-only
+ * instance connected to it. `close()` closes both.
+ */
+export function pair(senderOptions = {}, receiverOptions = {}) {
+  const receiver = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, ...receiverOptions })
+  receiver.initSocket()
+  const sender = new UdpCom('127.0.0.1', 0, '127.0.0.1', receiver.localPort, { direction: 0, ...senderOptions })
+  sender.initSocket()
+  receiver.start()
+  sender.start()
+  return { sender, receiver, close: () => { sender.closeSocket(); receiver.closeSocket() } }
+}
+
+/** Rejects if `promise` does not settle within `ms`. */
+export function within(ms, promise, what = 'operation') {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/** Collects `count` packets with a per-packet timeout. */
+export async function receiveMany(receiver, count, timeoutNs = 2_000_000_000n) {
+  const packets = []
+  for (let i = 0; i < count; i++) {
+    const packet = await receiver.receiveData(timeoutNs)
+    if (packet === null) throw new Error(`only ${i} of ${count} packets arrived`)
+    packets.push(packet)
+  }
+  return packets
+}
+
+/** Threads of this process, by name (`udpcom-send`, `udpcom-recv`, ...). */
+export function threads() {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+    return { tid: Number(tid), comm }
+  })
+}
+
+export const udpcomThreads = () => threads().filter((t) => t.comm.startsWith('udpcom-'))
+
+/** Scheduling policy (0 other, 1 FIFO), RT priority and allowed CPUs of a thread. */
+export function threadScheduling(tid) {
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // Fields after the command: index 0 is field 3 (state); rt_priority is field 40, policy 41.
+  const status = readFileSync(`/proc/self/task/${tid}/status`, 'utf8')
+  const cpus = /Cpus_allowed_list:\s*(\S+)/.exec(status)[1]
+  return { rtPriority: Number(fields[37]), policy: Number(fields[38]), cpus }
+}
+
+export const isRoot = process.getuid?.() === 0
+
+/** Runs a node script; resolves with { code, signal, stdout, stderr, ms }. */
+export function runNode(args, { timeoutMs = 20_000, env = {}, uid } = {}) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(uid === undefined ? {} : { uid, gid: uid }),
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => { stdout += d })
+    child.stderr.on('data', (d) => { stderr += d })
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`node ${args.join(' ')} did not exit within ${timeoutMs} ms\n${stdout}\n${stderr}`))
+    }, timeoutMs)
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started })
+    })
+  })
+}

@@ -1,0 +1,53 @@
+// Type-checked (tsc --noEmit) as part of npm test: the declarations in index.d.ts must accept
+// correct use and reject wrong use (each @ts-expect-error must be an error).
+import { UdpCom, type Direction, type PacketStats, type ReceivedPacket, type UdpComOptions } from 'udpcom'
+
+const direction: Direction = 2
+const options: UdpComOptions = { cpu: 1, rxCpu: 0, capacity: 4096, direction, priority: 80, spinNs: 20_000 }
+const udp: UdpCom = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, options)
+new UdpCom('::1', 0, '::1', 0)
+udp.initSocket()
+const port: number = udp.localPort
+udp.start()
+const queued: boolean = udp.sendData(new Uint8Array([1, 2, 3]), process.hrtime.bigint() + 1_000_000n)
+udp.sendData(Buffer.from('asap'))
+
+async function use(): Promise<void> {
+  const packet: ReceivedPacket | null = await udp.receiveData(1_000_000n)
+  if (packet !== null) {
+    const data: Buffer = packet.data
+    const when: bigint = packet.timestampNs
+    void [data, when]
+  }
+  await udp.receiveData(5)
+  await udp.receiveData()
+  const drained: void = await udp.drain()
+  void drained
+}
+
+const stats: PacketStats = udp.getPacketStats()
+const counts: number[] = [
+  stats.nPacketsSent, stats.nBytesSent, stats.nPacketsReceived, stats.nBytesReceived, stats.nSendRingFull,
+  stats.nRecvRingOverflow, stats.nPacketsDiscarded, stats.nSendErrors, stats.nLatePackets,
+  stats.minLatencyNs, stats.maxLatencyNs, stats.meanLatencyNs, stats.p50LatencyNs, stats.p90LatencyNs,
+  stats.p99LatencyNs, stats.p999LatencyNs,
+]
+const histogram: Array<{ upToNs: number; count: number }> = stats.latencyHistogram
+udp.unref()
+udp.ref()
+udp.stop()
+udp.closeSocket()
+void [port, queued, use, counts, histogram]
+
+// @ts-expect-error: data must be bytes, not a string
+udp.sendData('text')
+// @ts-expect-error: timestamps are bigint nanoseconds
+udp.sendData(new Uint8Array(1), 5)
+// @ts-expect-error: direction is 0, 1 or 2
+new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 3 })
+// @ts-expect-error: ports are numbers
+new UdpCom('127.0.0.1', '0', '127.0.0.1', 9)
+// @ts-expect-error: timeouts are bigint or number
+udp.receiveData('1s')
+// @ts-expect-error: localPort is read-only
+udp.localPort = 5
