@@ -34,10 +34,30 @@ export declare class UdpCom {
    */
   sendData(data: Uint8Array, timestampNs?: bigint): boolean
   /**
+   * Copies packets into the send ring in order, each to leave at its timestamp (omitted:
+   * all as soon as possible), and returns how many were queued: it stops at the first that
+   * does not fit. Every argument is checked before anything is queued.
+   */
+  sendBatch(packets: Uint8Array[], timestampsNs?: BigInt64Array | BigUint64Array | bigint[]): number
+  /**
    * Resolves with the next received packet, or null once `timeoutNs` has passed (omitted:
    * wait until a packet arrives; 0: only what is already queued).
    */
   receiveData(timeoutNs?: bigint | number): Promise<ReceivedPacket | null>
+  /**
+   * Resolves as soon as at least one packet is there, with up to `max` packets in arrival
+   * order, or with [] once `timeoutNs` has passed. JavaScript is woken once per batch.
+   */
+  receiveBatch(max: number, timeoutNs?: bigint | number): Promise<ReceivedPacket[]>
+  /**
+   * Delivers every received packet to `callback`, in arrival order and in batches of up to
+   * `maxBatch` (default 1024), with no Promise per packet; `null` stops it. While a callback
+   * is set, receiveData/receiveBatch reject with ERR_UDPCOM_STATE. A callback that cannot
+   * keep up does not grow memory: the receive ring fills and further packets are dropped
+   * and counted (nRecvRingOverflow). An exception thrown by the callback is an uncaught
+   * exception, as in a 'message' listener.
+   */
+  onPackets(callback: ((packets: ReceivedPacket[]) => void) | null, maxBatch?: number): void
   /** Resolves once every packet queued so far has left (or failed). */
   drain(): Promise<void>
   /** Counters and latency statistics since the instance was created. */

@@ -379,3 +379,120 @@ function readTaskStat(tid) {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return { utime: Number(fields[11]), stime: Number(fields[12]) }
 }
+
+test('sendBatch queues in order with BigInt64Array, bigint[] or no timestamps, and stops at the first that does not fit', async () => {
+  const { sender, receiver, close } = pair({ capacity: 8 })
+  try {
+    const t0 = now() + 5n * MS
+    assert.equal(sender.sendBatch([Buffer.from('a'), Buffer.from('b')], BigInt64Array.from([t0, t0 + MS])), 2)
+    assert.equal(sender.sendBatch([Buffer.from('c')], [t0 + 2n * MS]), 1)
+    assert.equal(sender.sendBatch([Buffer.from('d'), new Uint8Array([101])]), 2)
+    assert.equal(sender.sendBatch([]), 0)
+    const packets = await receiveMany(receiver, 5)
+    assert.deepEqual(packets.map((p) => p.data.toString()), ['a', 'b', 'c', 'd', 'e'])
+    assert.ok(packets[1].timestampNs >= t0 + MS)
+
+    const hour = now() + 3_600_000n * MS
+    const ten = Array.from({ length: 10 }, (_, i) => Buffer.from([i]))
+    assert.equal(sender.sendBatch(ten, new BigUint64Array(10).fill(hour)), 8)
+    const stats = sender.getPacketStats()
+    assert.equal(stats.nSendRingFull, 2, 'each refused packet is counted')
+    assert.equal(stats.nPacketsQueued, 13)
+  } finally {
+    close()
+  }
+})
+
+test('sendBatch checks every argument before queuing anything', () => {
+  const { sender, close } = pair()
+  try {
+    assert.throws(() => sender.sendBatch([Buffer.from('ok'), 'text']), {
+      code: 'ERR_INVALID_ARG_TYPE',
+      message: /"packets\[1\]"/,
+    })
+    assert.throws(() => sender.sendBatch(Buffer.from('x')), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => sender.sendBatch([Buffer.from('x')], [1n, 2n]), { code: 'ERR_INVALID_ARG_VALUE' })
+    assert.throws(() => sender.sendBatch([Buffer.from('x')], [1]), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => sender.sendBatch([Buffer.from('x')], BigInt64Array.from([-1n])), { code: 'ERR_OUT_OF_RANGE' })
+    assert.throws(() => sender.sendBatch([Buffer.from('x')], new Float64Array(1)), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => sender.sendBatch([Buffer.from('x'), Buffer.alloc(70000)]), { code: 'ERR_OUT_OF_RANGE' })
+    assert.equal(sender.getPacketStats().nPacketsQueued, 0)
+  } finally {
+    close()
+  }
+})
+
+test('receiveBatch resolves with up to max packets as soon as one is there, [] on timeout', async () => {
+  const { sender, receiver, close } = pair()
+  try {
+    assert.deepEqual(await within(2000, receiver.receiveBatch(10, 20_000_000)), [])
+    assert.deepEqual(await receiver.receiveBatch(10, 0), [])
+    const pending = receiver.receiveBatch(3)
+    sender.sendBatch([1, 2, 3, 4, 5].map((i) => Buffer.from([i])))
+    await sender.drain()
+    const first = await within(2000, pending)
+    assert.ok(first.length >= 1 && first.length <= 3)
+    const rest = []
+    while (first.length + rest.length < 5) rest.push(...(await within(2000, receiver.receiveBatch(10, 2_000_000_000n))))
+    assert.deepEqual([...first, ...rest].map((p) => p.data[0]), [1, 2, 3, 4, 5])
+    await assert.rejects(receiver.receiveBatch(0), { code: 'ERR_OUT_OF_RANGE' })
+    await assert.rejects(receiver.receiveBatch('10'), { code: 'ERR_INVALID_ARG_TYPE' })
+  } finally {
+    close()
+  }
+})
+
+test('onPackets delivers every packet in order without a Promise per packet, and excludes receiveData', async () => {
+  const { sender, receiver, close } = pair({ capacity: 10_000 })
+  try {
+    const seen = []
+    let calls = 0
+    let done
+    const all = new Promise((resolve) => { done = resolve })
+    receiver.onPackets((packets) => {
+      calls++
+      assert.ok(packets.length <= 100)
+      for (const p of packets) seen.push(p.data.readUInt32LE(0))
+      if (seen.length === 5000) done()
+    }, 100)
+    await assert.rejects(receiver.receiveData(), { code: 'ERR_UDPCOM_STATE' })
+    const batch = Array.from({ length: 5000 }, (_, i) => { const b = Buffer.alloc(4); b.writeUInt32LE(i); return b })
+    assert.equal(sender.sendBatch(batch), 5000)
+    await within(5000, all, 'all 5000 packets')
+    assert.deepEqual(seen, [...Array(5000).keys()])
+    assert.ok(calls >= 50 && calls < 5000, `${calls} callbacks`)
+    receiver.onPackets(null)
+    sender.sendData(Buffer.from('after'))
+    assert.equal((await within(2000, receiver.receiveData(2_000_000_000n))).data.toString(), 'after')
+    assert.throws(() => receiver.onPackets('nope'), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => sender.onPackets(() => {}), { code: 'ERR_UDPCOM_STATE' })
+  } finally {
+    close()
+  }
+})
+
+test('a slow onPackets consumer ends in counted ring overflow, not unbounded memory', async () => {
+  const { sender, receiver, close } = pair({ capacity: 20_000 }, { capacity: 64 })
+  try {
+    let delivered = 0
+    receiver.onPackets((packets) => {
+      delivered += packets.length
+      const until = Date.now() + 2
+      while (Date.now() < until) {} // a callback that cannot keep up
+    }, 8)
+    sender.sendBatch(Array.from({ length: 20_000 }, () => Buffer.alloc(32)))
+    await sender.drain()
+    await new Promise((r) => setTimeout(r, 300))
+    receiver.onPackets(null)
+    const stats = receiver.getPacketStats()
+    assert.ok(stats.nRecvRingOverflow > 0, 'the receive ring overflowed')
+    assert.equal(stats.nPacketsDelivered, delivered)
+    assert.equal(
+      stats.nPacketsReceived,
+      stats.nPacketsDelivered + stats.nRecvRingOverflow + stats.recvQueueLength,
+      'every datagram read off the socket is delivered, overflowed or queued',
+    )
+  } finally {
+    close()
+  }
+})

@@ -2,7 +2,7 @@
 //! `config` module. Messages follow Node's wording ("The "data" argument must be ...
 //! Received type string ('abc')").
 
-use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsObjectValue, Object, TypedArray, Unknown};
+use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
 use napi::{JsValue, ValueType};
 use udpcom_engine::config::{format_number, integer};
 use udpcom_engine::{Error, Options};
@@ -102,14 +102,23 @@ pub fn number(value: Unknown<'_>, name: &str) -> Result<f64> {
 /// A Uint8Array, a Buffer or any other TypedArray; its bytes are `&view.arraybuffer`, valid
 /// for the call.
 pub fn bytes<'env>(value: Unknown<'env>, name: &str) -> Result<TypedArray<'env>> {
-    let expected = "an instance of Buffer, Uint8Array or another TypedArray";
-    if type_of(&value) != ValueType::Object {
-        return Err(wrong_type(name, expected, &value));
-    }
-    let view = TypedArray::from_unknown(value).map_err(|_| wrong_type(name, expected, &value))?;
+    bytes_named(value, || name.to_string())
+}
+
+/// [`bytes`], naming the argument only if it is wrong (the hot path allocates nothing).
+fn bytes_named<'env>(value: Unknown<'env>, name: impl Fn() -> String) -> Result<TypedArray<'env>> {
+    // napi_get_typedarray_info fails for anything that is not a TypedArray: no separate
+    // type check on the hot path.
+    let Ok(view) = TypedArray::from_unknown(value) else {
+        return Err(wrong_type(
+            &name(),
+            "an instance of Buffer, Uint8Array or another TypedArray",
+            &value,
+        ));
+    };
     if view.arraybuffer.is_empty() && is_detached(&value) {
         return Err(Error::invalid_arg_value(
-            &label(name),
+            &label(&name()),
             "is detached (its ArrayBuffer was transferred)",
             "a detached view",
         ));
@@ -127,16 +136,15 @@ fn is_detached(view: &Unknown<'_>) -> bool {
 
 /// An optional `timestampNs` (bigint): 0 when omitted, meaning "as soon as possible".
 pub fn timestamp(value: Option<Unknown<'_>>, name: &str) -> Result<u64> {
-    let Some(value) = value.filter(|v| type_of(v) != ValueType::Undefined) else {
-        return Ok(0);
-    };
-    if type_of(&value) != ValueType::BigInt {
-        return Err(wrong_type(name, "of type bigint", &value));
-    }
-    match bigint_u64(&value).map_err(napi_failure)? {
-        U64::Value(ns) => Ok(ns),
-        U64::Negative => Err(Error::out_of_range(&quoted(name), ">= 0n", bigint_text(&value))),
-        U64::TooLarge => Err(Error::out_of_range(&quoted(name), "< 2n ** 64n", bigint_text(&value))),
+    let Some(value) = value else { return Ok(0) };
+    // napi_get_value_bigint_uint64 fails for anything that is not a BigInt: check the type
+    // only then.
+    match bigint_u64(&value) {
+        Ok(U64::Value(ns)) => Ok(ns),
+        Ok(U64::Negative) => Err(Error::out_of_range(&quoted(name), ">= 0n", bigint_text(&value))),
+        Ok(U64::TooLarge) => Err(Error::out_of_range(&quoted(name), "< 2n ** 64n", bigint_text(&value))),
+        Err(_) if type_of(&value) == ValueType::Undefined => Ok(0),
+        Err(_) => Err(wrong_type(name, "of type bigint", &value)),
     }
 }
 
@@ -157,6 +165,101 @@ pub fn timeout(value: Option<Unknown<'_>>, name: &str) -> Result<Option<u64>> {
             Ok(Some(integer(&quoted(name), ns, 0, 9_007_199_254_740_991)?))
         }
         _ => Err(wrong_type(name, "of type bigint or number", &value)),
+    }
+}
+
+/// An integer count such as `max` of receiveBatch.
+pub fn count(value: Unknown<'_>, name: &str, max: u64) -> Result<usize> {
+    Ok(integer(&quoted(name), number(value, name)?, 1, max)? as usize)
+}
+
+/// An optional count: `default` when omitted.
+pub fn optional_count(value: Option<Unknown<'_>>, name: &str, max: u64, default: usize) -> Result<usize> {
+    match value.filter(|v| type_of(v) != ValueType::Undefined) {
+        Some(value) => count(value, name, max),
+        None => Ok(default),
+    }
+}
+
+/// `sendBatch`'s packets: an array of TypedArrays.
+pub fn packet_list<'env>(value: Unknown<'env>, name: &str) -> Result<Vec<TypedArray<'env>>> {
+    let array = array(value, name, "an instance of Array")?;
+    let len = array.get_array_length().map_err(napi_failure)?;
+    let mut views = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let element: Unknown = array.get_element(i).map_err(napi_failure)?;
+        views.push(bytes_named(element, || format!("{name}[{i}]"))?);
+    }
+    Ok(views)
+}
+
+fn array<'env>(value: Unknown<'env>, name: &str, expected: &str) -> Result<Object<'env>> {
+    if type_of(&value) != ValueType::Object || !value.is_array().unwrap_or(false) {
+        return Err(wrong_type(name, expected, &value));
+    }
+    Object::from_unknown(value).map_err(napi_failure)
+}
+
+/// `sendBatch`'s timestamps: a BigInt64Array, a BigUint64Array or an array of bigints, one per
+/// packet; all zero (as soon as possible) when omitted.
+pub fn timestamp_list(value: Option<Unknown<'_>>, name: &str, count: usize) -> Result<Vec<u64>> {
+    let Some(value) = value.filter(|v| type_of(v) != ValueType::Undefined) else {
+        return Ok(vec![0; count]);
+    };
+    let expected = "an instance of BigInt64Array, BigUint64Array or Array of bigint";
+    let timestamps: Vec<u64> = match TypedArray::from_unknown(value) {
+        Ok(view)
+            if matches!(
+                view.typed_array_type,
+                TypedArrayType::BigInt64 | TypedArrayType::BigUint64
+            ) =>
+        {
+            let signed = view.typed_array_type == TypedArrayType::BigInt64;
+            let words = view
+                .arraybuffer
+                .chunks_exact(8)
+                .map(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+            let mut timestamps = Vec::with_capacity(count);
+            for (i, word) in words.enumerate() {
+                if signed && (word as i64) < 0 {
+                    return Err(Error::out_of_range(
+                        &quoted(&format!("{name}[{i}]")),
+                        ">= 0n",
+                        format!("{}n", word as i64),
+                    ));
+                }
+                timestamps.push(word);
+            }
+            timestamps
+        }
+        Ok(_) => return Err(wrong_type(name, expected, &value)),
+        Err(_) => {
+            let array = array(value, name, expected)?;
+            let len = array.get_array_length().map_err(napi_failure)?;
+            let mut timestamps = Vec::with_capacity(len as usize);
+            for i in 0..len {
+                let element: Unknown = array.get_element(i).map_err(napi_failure)?;
+                timestamps.push(timestamp(Some(element), &format!("{name}[{i}]"))?);
+            }
+            timestamps
+        }
+    };
+    if timestamps.len() != count {
+        return Err(Error::invalid_arg_value(
+            &label(name),
+            &format!("must have one timestamp per packet ({count})"),
+            format!("{} timestamps", timestamps.len()),
+        ));
+    }
+    Ok(timestamps)
+}
+
+/// A callback, or null to remove it.
+pub fn callback<'env>(value: Unknown<'env>, name: &str) -> Result<Option<Unknown<'env>>> {
+    match type_of(&value) {
+        ValueType::Null => Ok(None),
+        ValueType::Function => Ok(Some(value)),
+        _ => Err(wrong_type(name, "of type function or null", &value)),
     }
 }
 

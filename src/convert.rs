@@ -17,9 +17,10 @@ pub struct ReceivedPacket<'env> {
     pub timestamp_ns: u64,
 }
 
-impl<'env> ReceivedPacket<'env> {
-    /// Copies a packet out of the receive ring.
-    pub fn copy_from(env: &'env Env, packet: Received<'_>) -> napi::Result<Self> {
+impl ReceivedPacket<'_> {
+    /// Copies a packet out of the receive ring into a new JavaScript object (valid in the
+    /// current call's scope, whatever lifetime the caller names).
+    pub fn copy_from(env: &Env, packet: Received<'_>) -> napi::Result<Self> {
         Ok(ReceivedPacket {
             data: BufferSlice::copy_from(env, packet.payload)?,
             timestamp_ns: packet.meta.arrival_ns,

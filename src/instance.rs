@@ -10,11 +10,12 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 
+use napi::bindgen_prelude::FunctionRef;
 use napi::bindgen_prelude::{Null, Unknown};
 use napi::CleanupEnvHook;
 use napi::Env;
 use udpcom_engine::clock::now_ns;
-use udpcom_engine::{Error, UdpEngine};
+use udpcom_engine::{Error, Notify, UdpEngine};
 
 use crate::convert::ReceivedPacket;
 use crate::errors::{js_error, OrThrow};
@@ -27,9 +28,24 @@ pub type SharedInstance = Rc<RefCell<Instance>>;
 
 struct PendingReceive {
     deferred: Deferred,
-    /// CLOCK_MONOTONIC time at which it resolves with null; `None`: never.
+    /// CLOCK_MONOTONIC time at which it resolves with null (or []); `None`: never.
     deadline_ns: Option<u64>,
+    /// `receiveBatch(max)`: resolves with an array of up to `max` packets; `None`:
+    /// `receiveData`, resolves with one packet.
+    batch: Option<usize>,
 }
+
+/// The `onPackets` callback and the largest batch it takes.
+struct Listener {
+    callback: FunctionRef<Vec<ReceivedPacket<'static>>, ()>,
+    max_batch: usize,
+}
+
+/// Most callback invocations per wake-up, so that a flood cannot starve the event loop: after
+/// that many, the instance wakes itself again through the thread-safe function, letting other
+/// callbacks run in between. Packets that keep arriving meanwhile wait in the receive ring,
+/// and overflow it (counted) if JavaScript cannot keep up.
+const CALLBACKS_PER_WAKE: usize = 16;
 
 struct PendingDrain {
     deferred: Deferred,
@@ -45,6 +61,8 @@ pub struct Instance {
     drains: VecDeque<PendingDrain>,
     /// Wakes this thread while started.
     notify: Option<std::sync::Arc<JsNotify>>,
+    /// Receives every packet while set (`onPackets`).
+    listener: Option<Listener>,
     /// Whether a started instance keeps the event loop alive (ref()/unref()).
     referenced: bool,
     /// Stops the workers if the environment is torn down (worker thread terminated) while
@@ -60,6 +78,7 @@ impl Instance {
             receives: VecDeque::new(),
             drains: VecDeque::new(),
             notify: None,
+            listener: None,
             referenced: true,
             cleanup_hook: None,
         }))
@@ -123,15 +142,28 @@ impl Instance {
         }
     }
 
-    /// `receiveData`: a promise of the next packet, or of null after `timeout_ns`.
+    /// `receiveData` (`batch` None): a promise of the next packet, or of null after
+    /// `timeout_ns`. `receiveBatch(max)` (`batch` Some(max)): a promise of 1..=max packets, or
+    /// of [] after `timeout_ns`.
     pub fn receive<'env>(
         &mut self,
         env: &'env Env,
         timeout_ns: Result<Option<u64>, Error>,
+        batch: Result<Option<usize>, Error>,
     ) -> napi::Result<Unknown<'env>> {
         let (deferred, promise) = Deferred::new(env)?;
-        let timeout_ns = match timeout_ns.and_then(|t| self.engine.check_can_receive().map(|()| t)) {
-            Ok(timeout_ns) => timeout_ns,
+        let checked = timeout_ns.and_then(|timeout_ns| {
+            let batch = batch?;
+            self.engine.check_can_receive()?;
+            if self.listener.is_some() {
+                return Err(Error::state(
+                    "packets go to the onPackets callback: call onPackets(null) first",
+                ));
+            }
+            Ok((timeout_ns, batch))
+        });
+        let (timeout_ns, batch) = match checked {
+            Ok(checked) => checked,
             Err(error) => {
                 reject(env, deferred, &error);
                 return Ok(promise);
@@ -139,16 +171,56 @@ impl Instance {
         };
         // Earlier calls are served first.
         self.pump(env);
+        let pending = PendingReceive {
+            deferred,
+            deadline_ns: None,
+            batch,
+        };
         if self.receives.is_empty() && self.engine.received_count() > 0 {
-            self.deliver(env, deferred);
+            self.deliver(env, pending);
         } else if timeout_ns == Some(0) {
-            deferred.resolve(env, Null)?;
+            resolve_empty(env, pending);
         } else {
             let deadline_ns = timeout_ns.map(|t| now_ns().saturating_add(t));
-            self.receives.push_back(PendingReceive { deferred, deadline_ns });
+            self.receives.push_back(PendingReceive { deadline_ns, ..pending });
             self.pump(env);
         }
         Ok(promise)
+    }
+
+    /// `onPackets`: delivers every packet to `callback` in batches of up to `max_batch`, or
+    /// stops doing so (`None`). Packets already queued are delivered from the next tick.
+    pub fn set_listener(
+        &mut self,
+        env: &Env,
+        callback: Option<FunctionRef<Vec<ReceivedPacket<'static>>, ()>>,
+        max_batch: usize,
+    ) -> Result<(), Error> {
+        self.engine.check_can_receive()?;
+        if callback.is_some() && !self.receives.is_empty() {
+            return Err(Error::state(
+                "receiveData/receiveBatch calls are pending: onPackets would starve them",
+            ));
+        }
+        self.listener = callback.map(|callback| Listener { callback, max_batch });
+        if self.listener.is_some() {
+            self.wake_soon();
+        }
+        self.pump(env);
+        Ok(())
+    }
+
+    /// Forgets the `onPackets` callback (closeSocket), so that nothing native keeps it, or
+    /// what it refers to, alive.
+    pub fn clear_listener(&mut self) {
+        self.listener = None;
+    }
+
+    /// Queues a call of the thread-safe function, so that `pump` runs on a later tick.
+    fn wake_soon(&self) {
+        if let Some(notify) = &self.notify {
+            notify.notify();
+        }
     }
 
     /// `drain`: a promise that resolves once every packet queued so far has left.
@@ -171,10 +243,11 @@ impl Instance {
     /// Settles whatever can be settled now: packets to waiting receives (in call order),
     /// expired receive timeouts, reached drains; then tells the engine what to wake us for.
     pub fn pump(&mut self, env: &Env) {
+        self.call_listener(env);
         loop {
             while !self.receives.is_empty() && self.engine.received_count() > 0 {
                 let pending = self.receives.pop_front().expect("not empty");
-                self.deliver(env, pending.deferred);
+                self.deliver(env, pending);
             }
             if !self.receives.is_empty() {
                 let now = now_ns();
@@ -183,10 +256,12 @@ impl Instance {
                     .partition::<Vec<_>, _>(|p| p.deadline_ns.is_some_and(|d| d <= now));
                 self.receives = waiting.into();
                 for pending in expired {
-                    let _ = pending.deferred.resolve(env, Null);
+                    resolve_empty(env, pending);
                 }
             }
-            if self.receives.is_empty() {
+            if self.listener.is_some() {
+                self.engine.wait_for_receive(None);
+            } else if self.receives.is_empty() {
                 self.engine.stop_waiting_for_receive();
             } else {
                 let earliest = self.receives.iter().filter_map(|p| p.deadline_ns).min();
@@ -216,17 +291,69 @@ impl Instance {
         }
     }
 
-    /// Resolves `deferred` with the next packet of the receive ring.
-    fn deliver(&mut self, env: &Env, deferred: Deferred) {
-        let mut packet = None;
+    /// Copies up to `max` packets out of the receive ring.
+    fn take_packets<'a>(&mut self, env: &Env, max: usize) -> napi::Result<Vec<ReceivedPacket<'a>>> {
+        let mut packets = Vec::with_capacity(max.min(self.engine.received_count()));
+        let mut failure = None;
         self.engine
-            .receive(1, |received| packet = Some(ReceivedPacket::copy_from(env, received)));
-        let _ = match packet {
-            Some(Ok(packet)) => deferred.resolve(env, packet),
-            Some(Err(error)) => deferred.reject(env, napi::JsError::from(error).into_unknown(*env)),
-            None => deferred.resolve(env, Null),
+            .receive(max, |received| match ReceivedPacket::copy_from(env, received) {
+                Ok(packet) => packets.push(packet),
+                Err(error) => failure = Some(error),
+            });
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(packets),
+        }
+    }
+
+    /// Settles a pending receive with what the receive ring holds.
+    fn deliver(&mut self, env: &Env, pending: PendingReceive) {
+        let taken = self.take_packets(env, pending.batch.unwrap_or(1));
+        let _ = match (taken, pending.batch) {
+            (Ok(packets), Some(_)) => pending.deferred.resolve(env, packets),
+            (Ok(packets), None) => match packets.into_iter().next() {
+                Some(packet) => pending.deferred.resolve(env, packet),
+                None => pending.deferred.resolve(env, Null),
+            },
+            (Err(error), _) => pending
+                .deferred
+                .reject(env, napi::JsError::from(error).into_unknown(*env)),
         };
     }
+
+    /// Hands queued packets to the `onPackets` callback, a bounded number of times per wake.
+    fn call_listener(&mut self, env: &Env) {
+        let Some(listener) = &self.listener else { return };
+        let max_batch = listener.max_batch;
+        for _ in 0..CALLBACKS_PER_WAKE {
+            if self.engine.received_count() == 0 {
+                return;
+            }
+            let Some(listener) = &self.listener else { return };
+            let Ok(callback) = listener.callback.borrow_back(env) else {
+                return;
+            };
+            let Ok(packets) = self.take_packets(env, max_batch) else {
+                return;
+            };
+            if callback.call(packets).is_err() {
+                // The callback threw: the exception stays pending and becomes an uncaught
+                // exception when this wake-up returns, as for a throwing 'message' listener.
+                return;
+            }
+        }
+        if self.engine.received_count() > 0 {
+            self.wake_soon();
+        }
+    }
+}
+
+/// Settles a receive that found nothing: null for receiveData, [] for receiveBatch.
+fn resolve_empty(env: &Env, pending: PendingReceive) {
+    let _ = match pending.batch {
+        Some(_) => pending.deferred.resolve(env, Vec::<ReceivedPacket>::new()),
+        None => pending.deferred.resolve(env, Null),
+    };
 }
 
 fn reject(env: &Env, deferred: Deferred, error: &Error) {

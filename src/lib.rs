@@ -7,7 +7,7 @@
 
 use std::cell::RefMut;
 
-use napi::bindgen_prelude::{ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, FunctionRef, ObjectFinalize, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use udpcom_engine::{Config, UdpEngine};
@@ -22,6 +22,9 @@ mod notify;
 use convert::PacketStats;
 use errors::OrThrow;
 use instance::{Instance, SharedInstance};
+
+/// Most packets one receiveBatch or onPackets batch may ask for.
+const MAX_BATCH: usize = 1 << 20;
 
 /// Options of the UdpCom constructor.
 #[napi(object, object_to_js = false)]
@@ -120,6 +123,18 @@ impl UdpCom {
             .or_throw(&env)
     }
 
+    /// Copies packets into the send ring in order, each to leave at its timestamp (omitted:
+    /// all as soon as possible), and returns how many were queued: it stops at the first that
+    /// does not fit. Every argument is checked before anything is queued.
+    #[napi(ts_args_type = "packets: Uint8Array[], timestampsNs?: BigInt64Array | BigUint64Array | bigint[]")]
+    pub fn send_batch(&self, env: Env, packets: Unknown, timestamps_ns: Option<Unknown>) -> napi::Result<u32> {
+        let views = args::packet_list(packets, "packets").or_throw(&env)?;
+        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", views.len()).or_throw(&env)?;
+        let batch: Vec<(&[u8], u64)> = views.iter().map(|v| &*v.arraybuffer).zip(deadlines).collect();
+        let queued = self.instance().engine.send_batch(&batch).or_throw(&env)?;
+        Ok(queued as u32)
+    }
+
     /// Resolves with the next received packet, or null once `timeoutNs` has passed (omitted:
     /// wait until a packet arrives; 0: only what is already queued).
     #[napi(
@@ -128,7 +143,38 @@ impl UdpCom {
     )]
     pub fn receive_data<'env>(&self, env: &'env Env, timeout_ns: Option<Unknown>) -> napi::Result<Unknown<'env>> {
         let timeout_ns = args::timeout(timeout_ns, "timeoutNs");
-        self.instance().receive(env, timeout_ns)
+        self.instance().receive(env, timeout_ns, Ok(None))
+    }
+
+    /// Resolves as soon as at least one packet is there, with up to `max` packets in arrival
+    /// order, or with [] once `timeoutNs` has passed. JavaScript is woken once per batch.
+    #[napi(
+        ts_args_type = "max: number, timeoutNs?: bigint | number",
+        ts_return_type = "Promise<ReceivedPacket[]>"
+    )]
+    pub fn receive_batch<'env>(
+        &self,
+        env: &'env Env,
+        max: Unknown,
+        timeout_ns: Option<Unknown>,
+    ) -> napi::Result<Unknown<'env>> {
+        let max = args::count(max, "max", MAX_BATCH as u64).map(Some);
+        let timeout_ns = args::timeout(timeout_ns, "timeoutNs");
+        self.instance().receive(env, timeout_ns, max)
+    }
+
+    /// Delivers every received packet to `callback`, in arrival order and in batches of up to
+    /// `maxBatch` (default 1024), with no Promise per packet; `null` stops it. While a callback
+    /// is set, receiveData/receiveBatch reject with ERR_UDPCOM_STATE. A callback that cannot
+    /// keep up does not grow memory: the receive ring fills and further packets are dropped
+    /// and counted (nRecvRingOverflow). An exception thrown by the callback is an uncaught
+    /// exception, as in a 'message' listener.
+    #[napi(ts_args_type = "callback: ((packets: ReceivedPacket[]) => void) | null, maxBatch?: number")]
+    pub fn on_packets(&self, env: Env, callback: Unknown, max_batch: Option<Unknown>) -> napi::Result<()> {
+        let callback = args::callback(callback, "callback").or_throw(&env)?;
+        let max_batch = args::optional_count(max_batch, "maxBatch", MAX_BATCH as u64, 1024).or_throw(&env)?;
+        let callback = callback.map(FunctionRef::from_unknown).transpose()?;
+        self.instance().set_listener(&env, callback, max_batch).or_throw(&env)
     }
 
     /// Resolves once every packet queued so far has left (or failed).
@@ -160,6 +206,7 @@ impl UdpCom {
         let mut instance = self.instance();
         instance.engine.check_open().or_throw(&env)?;
         instance.stop(&env, "closeSocket() was called");
+        instance.clear_listener();
         instance.engine.close().or_throw(&env)
     }
 

@@ -51,3 +51,17 @@ new UdpCom('127.0.0.1', '0', '127.0.0.1', 9)
 udp.receiveData('1s')
 // @ts-expect-error: localPort is read-only
 udp.localPort = 5
+
+// Batching (issue #3).
+async function batches(u: UdpCom): Promise<void> {
+  const queuedCount: number = u.sendBatch([new Uint8Array(4), Buffer.alloc(8)], BigInt64Array.from([1n, 2n]))
+  u.sendBatch([Buffer.alloc(1)], [5n])
+  u.sendBatch([Buffer.alloc(1)])
+  const packets: ReceivedPacket[] = await u.receiveBatch(64, 1_000_000n)
+  u.onPackets((batch: ReceivedPacket[]) => void batch.length, 256)
+  u.onPackets(null)
+  void [queuedCount, packets]
+  // @ts-expect-error: sendBatch takes an array of packets
+  u.sendBatch(new Uint8Array(4))
+}
+void batches
