@@ -37,6 +37,68 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
 }
 
+/// Current CLOCK_REALTIME time in nanoseconds since the Unix epoch.
+#[inline]
+pub fn realtime_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
+}
+
+/// How often [`RealtimeToMonotonic`] measures the offset between the clocks again.
+pub const OFFSET_RESAMPLE_NS: u64 = 100_000_000;
+
+/// Converts CLOCK_REALTIME stamps (the kernel's software timestamps) to CLOCK_MONOTONIC.
+///
+/// The offset between the clocks moves when the realtime clock is stepped or slewed (NTP), so
+/// it is measured again every [`OFFSET_RESAMPLE_NS`]. Each measurement reads monotonic,
+/// realtime, monotonic five times and keeps the narrowest bracket, whose midpoint is the
+/// monotonic time of the realtime read to within half the bracket (tens of ns).
+#[derive(Debug)]
+pub struct RealtimeToMonotonic {
+    /// realtime − monotonic, ns.
+    offset_ns: i128,
+    sampled_at_ns: u64,
+}
+
+impl Default for RealtimeToMonotonic {
+    fn default() -> Self {
+        let mut converter = RealtimeToMonotonic {
+            offset_ns: 0,
+            sampled_at_ns: 0,
+        };
+        converter.resample();
+        converter
+    }
+}
+
+impl RealtimeToMonotonic {
+    fn resample(&mut self) {
+        let mut best = (u64::MAX, 0i128);
+        for _ in 0..5 {
+            let before = now_ns();
+            let realtime = realtime_ns();
+            let after = now_ns();
+            if after - before < best.0 {
+                best = (
+                    after - before,
+                    realtime as i128 - (before + (after - before) / 2) as i128,
+                );
+            }
+        }
+        self.offset_ns = best.1;
+        self.sampled_at_ns = now_ns();
+    }
+
+    /// The CLOCK_MONOTONIC time of a CLOCK_REALTIME stamp; `now_ns` is the current monotonic
+    /// time (to decide whether to measure the offset again).
+    pub fn to_monotonic(&mut self, realtime_ns: u64, now_ns: u64) -> u64 {
+        if now_ns.saturating_sub(self.sampled_at_ns) >= OFFSET_RESAMPLE_NS {
+            self.resample();
+        }
+        (realtime_ns as i128 - self.offset_ns).clamp(0, u64::MAX as i128) as u64
+    }
+}
+
 /// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns` (absolute; returns at once if it passed).
 pub fn sleep_until(deadline_ns: u64) {
     let request = Timespec {
@@ -268,6 +330,18 @@ mod tests {
         }
         window.recompute();
         assert_eq!(window.window_ns(), ADAPTIVE_MAX_NS);
+    }
+
+    #[test]
+    fn realtime_stamps_convert_to_monotonic() {
+        let mut converter = RealtimeToMonotonic::default();
+        let (mono_before, real, mono_after) = (now_ns(), realtime_ns(), now_ns());
+        let converted = converter.to_monotonic(real, mono_after);
+        // Within the bracket of the reads, plus generous slack for a VM.
+        assert!(
+            converted + 100_000 >= mono_before && converted <= mono_after + 100_000,
+            "{converted}"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub mod code {
     pub const STOPPED: &str = "ERR_UDPCOM_STOPPED";
     /// A worker thread failed in a way that is a bug (a panic caught at the thread's edge).
     pub const INTERNAL: &str = "ERR_UDPCOM_INTERNAL";
+    /// Hardware timestamping was asked for and the interface or the permissions cannot give it.
+    pub const HWTSTAMP_UNSUPPORTED: &str = "ERR_UDPCOM_HWTSTAMP_UNSUPPORTED";
 }
 
 /// The JavaScript error class an [`Error`] becomes.
@@ -113,6 +115,18 @@ impl Error {
     /// `Error [ERR_UDPCOM_INTERNAL]`: a bug, reported instead of crashing the process.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(code::INTERNAL, ErrorClass::Error, message)
+    }
+
+    /// `Error [ERR_UDPCOM_HWTSTAMP_UNSUPPORTED]`: no hardware timestamps on `interface`.
+    pub fn hwtstamp_unsupported(interface: &str, reason: &str) -> Self {
+        Self::new(
+            code::HWTSTAMP_UNSUPPORTED,
+            ErrorClass::Error,
+            format!(
+                "hardware timestamping is not available on interface {interface}: {reason} \
+                 (set timestampingFallback to 'software' or 'none' to continue without it)"
+            ),
+        )
     }
 
     /// An OS error, coded by errno name like Node's: `"{syscall} {NAME} {detail}"`.

@@ -43,6 +43,7 @@ pub mod sender;
 pub mod socket;
 pub mod stats;
 pub mod sys;
+pub mod timestamping;
 
 pub use config::{Config, Direction, Options, SpinPolicy};
 pub use engine::{Notify, Received, State, UdpEngine};

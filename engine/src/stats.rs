@@ -74,6 +74,10 @@ pub struct ReceiverCounters {
     pub recv_ring_overflow: AtomicU64,
     /// Datagrams the kernel dropped on this socket (SO_RXQ_OVFL), as last reported.
     pub kernel_drops: AtomicU64,
+    /// Transmit timestamps read from the error queue and matched to a packet.
+    pub tx_timestamps: AtomicU64,
+    /// Transmit stamps not kept for `getTxTimestamps` because that queue was full.
+    pub tx_records_dropped: AtomicU64,
     /// Forced pauses to stay clear of RT throttling.
     pub rt_pauses: AtomicU64,
 }
@@ -334,12 +338,22 @@ pub struct Stats {
     pub spin_window_ns: u64,
     /// Send latency (departure − target).
     pub latency: LatencySummary,
+    /// Transmit timestamps matched to packets.
+    pub tx_timestamps: u64,
+    /// Transmit stamps dropped because nobody read them with getTxTimestamps.
+    pub tx_records_dropped: u64,
+    /// Wire latency: kernel (or NIC) transmit stamp − target.
+    pub wire_latency: LatencySummary,
+    /// Delivery latency: kernel arrival stamp (or the receiver's clock read) → handed to
+    /// JavaScript.
+    pub delivery_latency: LatencySummary,
     /// The last error a worker saw (a failed send, an ICMP error), if any.
     pub last_error: Option<crate::error::Error>,
 }
 
 impl Counters {
-    /// Fills the counter fields of a [`Stats`].
+    /// Fills the counter fields of a [`Stats`] (the latency summaries other than send
+    /// latency are left empty for the caller).
     pub fn snapshot(&self, latency: LatencySummary) -> Stats {
         let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
         let packets_queued = read(&js.packets_queued);
@@ -370,6 +384,10 @@ impl Counters {
             stalls: read(&tx.stalls),
             spin_window_ns: read(&tx.spin_window_ns),
             latency,
+            tx_timestamps: read(&rx.tx_timestamps),
+            tx_records_dropped: read(&rx.tx_records_dropped),
+            wire_latency: LatencySummary::default(),
+            delivery_latency: LatencySummary::default(),
             last_error: None,
         }
     }

@@ -123,6 +123,226 @@ pub fn send_many(fd: BorrowedFd<'_>, payloads: &[&[u8]]) -> io::Result<usize> {
 pub struct Ancillary {
     /// `SO_RXQ_OVFL`: datagrams dropped on this socket since the option was enabled.
     pub dropped_total: Option<u32>,
+    /// `SCM_TIMESTAMPING` software stamp, CLOCK_REALTIME ns.
+    pub software_ns: Option<u64>,
+    /// `SCM_TIMESTAMPING` raw hardware stamp, ns of the NIC's clock.
+    pub hardware_ns: Option<u64>,
+}
+
+/// Sets `SO_TIMESTAMPING` to `flags` (`SOF_TIMESTAMPING_*`).
+pub fn set_timestamping(fd: BorrowedFd<'_>, flags: u32) -> io::Result<()> {
+    set_int_option(fd, libc::SOL_SOCKET, libc::SO_TIMESTAMPING, flags as libc::c_int)
+}
+
+/// The name of the network interface that has `ip` as one of its addresses.
+pub fn interface_with_address(ip: std::net::IpAddr) -> io::Result<Option<String>> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we own until freeifaddrs.
+    check(unsafe { libc::getifaddrs(&mut list) })?;
+    let mut found = None;
+    let mut entry = list;
+    while !entry.is_null() {
+        // SAFETY: `entry` is a node of the list getifaddrs returned, which is alive; its
+        // address, when not null, points at a sockaddr of the family it names.
+        unsafe {
+            let addr = (*entry).ifa_addr;
+            let matches = !addr.is_null()
+                && match (i32::from((*addr).sa_family), ip) {
+                    (libc::AF_INET, std::net::IpAddr::V4(v4)) => {
+                        let sin = &*addr.cast::<libc::sockaddr_in>();
+                        u32::from_be(sin.sin_addr.s_addr) == u32::from(v4)
+                    }
+                    (libc::AF_INET6, std::net::IpAddr::V6(v6)) => {
+                        let sin6 = &*addr.cast::<libc::sockaddr_in6>();
+                        sin6.sin6_addr.s6_addr == v6.octets()
+                    }
+                    _ => false,
+                };
+            if matches {
+                found = Some(
+                    std::ffi::CStr::from_ptr((*entry).ifa_name)
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+                break;
+            }
+            entry = (*entry).ifa_next;
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once; nothing borrowed from it lives on.
+    unsafe { libc::freeifaddrs(list) };
+    Ok(found)
+}
+
+/// `struct ethtool_ts_info` from <linux/ethtool.h>.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EthtoolTsInfo {
+    /// ETHTOOL_GET_TS_INFO.
+    pub cmd: u32,
+    /// `SOF_TIMESTAMPING_*` flags the interface supports.
+    pub so_timestamping: u32,
+    /// PTP hardware clock index, -1 for none.
+    pub phc_index: i32,
+    /// Bit set of supported `HWTSTAMP_TX_*` types.
+    pub tx_types: u32,
+    /// Reserved by the kernel.
+    pub tx_reserved: [u32; 3],
+    /// Bit set of supported `HWTSTAMP_FILTER_*` filters.
+    pub rx_filters: u32,
+    /// Reserved by the kernel.
+    pub rx_reserved: [u32; 3],
+}
+
+const ETHTOOL_GET_TS_INFO: u32 = 0x41;
+
+/// An `ifreq` naming `interface`, with `ifr_data` pointing at `data`.
+fn ifreq_with_data<T>(interface: &str, data: &mut T) -> io::Result<libc::ifreq> {
+    // SAFETY: an all-zero ifreq is valid.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name = interface.as_bytes();
+    if name.len() >= request.ifr_name.len() {
+        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
+    }
+    for (slot, &byte) in request.ifr_name.iter_mut().zip(name) {
+        *slot = byte as libc::c_char;
+    }
+    request.ifr_ifru.ifru_data = (data as *mut T).cast();
+    Ok(request)
+}
+
+/// What `interface` can timestamp (`SIOCETHTOOL` / `ETHTOOL_GET_TS_INFO`).
+pub fn ethtool_ts_info(fd: BorrowedFd<'_>, interface: &str) -> io::Result<EthtoolTsInfo> {
+    let mut info = EthtoolTsInfo {
+        cmd: ETHTOOL_GET_TS_INFO,
+        ..Default::default()
+    };
+    let mut request = ifreq_with_data(interface, &mut info)?;
+    // SAFETY: `request` names the interface and points at `info`, a correctly laid out
+    // ethtool_ts_info that outlives the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &mut request) })?;
+    Ok(info)
+}
+
+/// Turns on hardware timestamping of all transmitted and received packets on `interface`
+/// (`SIOCSHWTSTAMP`; needs CAP_NET_ADMIN and a driver that supports it).
+pub fn enable_hardware_timestamping(fd: BorrowedFd<'_>, interface: &str) -> io::Result<()> {
+    let mut config = libc::hwtstamp_config {
+        flags: 0,
+        tx_type: libc::HWTSTAMP_TX_ON as libc::c_int,
+        rx_filter: libc::HWTSTAMP_FILTER_ALL as libc::c_int,
+    };
+    let mut request = ifreq_with_data(interface, &mut config)?;
+    // SAFETY: `request` names the interface and points at `config`, which outlives the call.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCSHWTSTAMP, &mut request) }).map(drop)
+}
+
+fn timespec_ns(ts: &libc::timespec) -> Option<u64> {
+    let ns = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    (ns != 0).then_some(ns)
+}
+
+/// One transmit timestamp read from the socket's error queue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxStamp {
+    /// `SOF_TIMESTAMPING_OPT_ID` key: the index of the datagram among those sent on the
+    /// socket since timestamping was turned on.
+    pub key: u32,
+    /// Software stamp, CLOCK_REALTIME ns.
+    pub software_ns: Option<u64>,
+    /// Raw hardware stamp.
+    pub hardware_ns: Option<u64>,
+}
+
+/// Most transmit timestamps read with one `recvmmsg(MSG_ERRQUEUE)`.
+pub const TX_STAMP_BATCH: usize = 64;
+
+/// Reusable buffers for reading transmit timestamps from the error queue.
+pub struct ErrQueueBatch {
+    control: Box<[[u64; CONTROL_WORDS]]>,
+    stamps: [TxStamp; TX_STAMP_BATCH],
+    count: usize,
+}
+
+impl Default for ErrQueueBatch {
+    fn default() -> Self {
+        ErrQueueBatch {
+            control: vec![[0; CONTROL_WORDS]; TX_STAMP_BATCH].into_boxed_slice(),
+            stamps: [TxStamp::default(); TX_STAMP_BATCH],
+            count: 0,
+        }
+    }
+}
+
+impl ErrQueueBatch {
+    /// Reads up to [`TX_STAMP_BATCH`] entries of the error queue without blocking and keeps
+    /// the timestamps among them; `WouldBlock` when the queue is empty.
+    pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<&[TxStamp]> {
+        // With SOF_TIMESTAMPING_OPT_TSONLY the entries carry no payload, only control data.
+        let mut scratch = [0u8; 1];
+        let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; TX_STAMP_BATCH];
+        let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; TX_STAMP_BATCH];
+        for i in 0..TX_STAMP_BATCH {
+            let iov = iovecs[i].write(libc::iovec {
+                iov_base: scratch.as_mut_ptr().cast(),
+                iov_len: 0,
+            });
+            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            header.msg_hdr.msg_iov = iov;
+            header.msg_hdr.msg_iovlen = 1;
+            header.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = std::mem::size_of_val(&self.control[i]);
+            headers[i].write(header);
+        }
+        // SAFETY: all headers are initialized and point into `scratch` (length 0) and
+        // `self.control`, borrowed for the whole call.
+        let received = check(unsafe {
+            libc::recvmmsg(
+                fd.as_raw_fd(),
+                headers.as_mut_ptr().cast(),
+                TX_STAMP_BATCH as u32,
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        })? as usize;
+        self.count = 0;
+        for header in headers.iter().take(received) {
+            // SAFETY: initialized above and filled in by the kernel.
+            let header = unsafe { header.assume_init_ref() };
+            if let Some(stamp) = parse_tx_stamp(&header.msg_hdr) {
+                self.stamps[self.count] = stamp;
+                self.count += 1;
+            }
+        }
+        Ok(&self.stamps[..self.count])
+    }
+}
+
+fn parse_tx_stamp(header: &libc::msghdr) -> Option<TxStamp> {
+    let (mut stamp, mut is_timestamp) = (TxStamp::default(), false);
+    // SAFETY: as in `parse_control`: the kernel wrote the control data of `header`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
+            if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
+                let stamps = libc::CMSG_DATA(cmsg).cast::<[libc::timespec; 3]>().read_unaligned();
+                stamp.software_ns = timespec_ns(&stamps[0]);
+                stamp.hardware_ns = timespec_ns(&stamps[2]);
+            } else if (level == libc::SOL_IP && kind == libc::IP_RECVERR)
+                || (level == libc::SOL_IPV6 && kind == libc::IPV6_RECVERR)
+            {
+                let error = libc::CMSG_DATA(cmsg).cast::<libc::sock_extended_err>().read_unaligned();
+                if error.ee_errno == libc::ENOMSG as u32 && error.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING {
+                    is_timestamp = true;
+                    stamp.key = error.ee_data;
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    is_timestamp.then_some(stamp)
 }
 
 /// Reusable buffers for `recvmmsg`.
@@ -224,6 +444,10 @@ fn parse_control(header: &libc::msghdr) -> Ancillary {
             let (level, kind) = ((*cmsg).cmsg_level, (*cmsg).cmsg_type);
             if level == libc::SOL_SOCKET && kind == libc::SO_RXQ_OVFL {
                 ancillary.dropped_total = Some(libc::CMSG_DATA(cmsg).cast::<u32>().read_unaligned());
+            } else if level == libc::SOL_SOCKET && kind == libc::SCM_TIMESTAMPING {
+                let stamps = libc::CMSG_DATA(cmsg).cast::<[libc::timespec; 3]>().read_unaligned();
+                ancillary.software_ns = timespec_ns(&stamps[0]);
+                ancillary.hardware_ns = timespec_ns(&stamps[2]);
             }
             cmsg = libc::CMSG_NXTHDR(header, cmsg);
         }
@@ -312,6 +536,60 @@ mod tests {
         let reported = batch.datagram(0).2.dropped_total.unwrap();
         assert!(reported > 100, "{reported}");
         assert_eq!(socket_drops(b.as_fd()).unwrap(), reported);
+    }
+
+    const SOFTWARE_STAMPS: u32 = libc::SOF_TIMESTAMPING_RX_SOFTWARE
+        | libc::SOF_TIMESTAMPING_TX_SOFTWARE
+        | libc::SOF_TIMESTAMPING_SOFTWARE
+        | libc::SOF_TIMESTAMPING_OPT_ID
+        | libc::SOF_TIMESTAMPING_OPT_TSONLY;
+
+    #[test]
+    fn software_rx_and_tx_timestamps_on_loopback() {
+        let (a, b) = pair();
+        set_timestamping(a.as_fd(), SOFTWARE_STAMPS).unwrap();
+        set_timestamping(b.as_fd(), SOFTWARE_STAMPS).unwrap();
+        // The kernel turns on receive stamping for the whole stack from a work queue, a moment
+        // after the first socket asks for it; until then datagrams arrive unstamped.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let before = crate::clock::realtime_ns();
+        let payloads: Vec<&[u8]> = vec![b"one", b"two", b"three"];
+        assert_eq!(send_many(a.as_fd(), &payloads).unwrap(), 3);
+        let after = crate::clock::realtime_ns();
+
+        let mut errqueue = ErrQueueBatch::default();
+        let stamps = errqueue.recv(a.as_fd()).unwrap().to_vec();
+        assert_eq!(stamps.iter().map(|s| s.key).collect::<Vec<_>>(), [0, 1, 2]);
+        for stamp in &stamps {
+            let ns = stamp.software_ns.unwrap();
+            assert!(ns >= before && ns <= after, "{before} <= {ns} <= {after}");
+            assert_eq!(stamp.hardware_ns, None);
+        }
+        assert_eq!(errqueue.recv(a.as_fd()).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+
+        let mut batch = RecvBatch::new();
+        assert_eq!(batch.recv(b.as_fd()).unwrap(), 3);
+        for (i, tx) in stamps.iter().enumerate() {
+            let rx = batch.datagram(i).2.software_ns.unwrap();
+            assert!(rx >= tx.software_ns.unwrap(), "RX stamp before TX stamp");
+        }
+    }
+
+    #[test]
+    fn loopback_supports_software_stamps_only() {
+        let (a, _b) = pair();
+        let interface = interface_with_address("127.0.0.1".parse().unwrap()).unwrap().unwrap();
+        assert_eq!(interface, "lo");
+        let info = ethtool_ts_info(a.as_fd(), &interface).unwrap();
+        assert_ne!(info.so_timestamping & libc::SOF_TIMESTAMPING_RX_SOFTWARE, 0);
+        assert_eq!(info.so_timestamping & libc::SOF_TIMESTAMPING_RAW_HARDWARE, 0);
+        assert_eq!(info.phc_index, -1);
+        let err = enable_hardware_timestamping(a.as_fd(), &interface).unwrap_err();
+        assert!(
+            matches!(err.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EPERM)),
+            "{err}"
+        );
+        assert_eq!(interface_with_address("192.0.2.77".parse().unwrap()).unwrap(), None);
     }
 
     #[test]
