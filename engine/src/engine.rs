@@ -12,14 +12,16 @@ use std::thread::JoinHandle;
 
 use crate::clock::now_ns;
 use crate::config::Config;
+use crate::config::TimestampMode;
 use crate::error::{Error, Result};
-use crate::receiver::{Receiver, RecvMeta};
+use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::ring::{packet_ring, Consumer, Producer};
 use crate::rt::ThreadSetup;
 use crate::sender::{SendMeta, Sender};
 use crate::socket::UdpSocket;
-use crate::stats::{bump, Counters, SharedLatencies, Stats};
-use crate::sys::{self, RecvBatch};
+use crate::stats::{bump, Counters, Latencies, SharedLatencies, Stats};
+use crate::sys::{self, ErrQueueBatch, RecvBatch};
+use crate::timestamping::{self, SentLog, TimestampingInfo, TxRecord};
 
 /// Wakes the JavaScript thread. The binding implements it with a thread-safe function; the
 /// engine calls it at most once until the JavaScript thread calls
@@ -35,7 +37,10 @@ pub(crate) struct Shared {
     /// Raised by `stop()`; workers exit when they see it.
     pub stop: AtomicBool,
     pub counters: Counters,
+    /// Send latency, published by the sender.
     pub latencies: SharedLatencies,
+    /// Wire latency (transmit stamp − target), published by the receiver thread.
+    pub wire_latencies: SharedLatencies,
     /// A notification is on its way to the JavaScript thread.
     pub notify_pending: AtomicBool,
     /// The sender is parked (or about to park) on an empty ring.
@@ -96,7 +101,15 @@ struct SendSide {
 struct RecvSide {
     consumer: Consumer<RecvMeta>,
     /// The producer half and receive buffers while no receiver thread holds them.
-    idle_producer: Option<(Producer<RecvMeta>, RecvBatch)>,
+    idle: Option<ReceivePath>,
+}
+
+/// Transmit timestamps: the key log shared with the sender, and the records for JavaScript.
+struct TxStampSide {
+    sent_log: Arc<SentLog>,
+    records: Consumer<TxRecord>,
+    /// The receiver thread's half while it is not running.
+    idle: Option<TxStampPath>,
 }
 
 /// A received packet as handed to the binding.
@@ -116,9 +129,14 @@ pub struct UdpEngine {
     shared: Arc<Shared>,
     send: Option<SendSide>,
     recv: Option<RecvSide>,
+    tx_stamps: Option<TxStampSide>,
     sender: Option<JoinHandle<Consumer<SendMeta>>>,
-    receiver: Option<JoinHandle<(Producer<RecvMeta>, RecvBatch)>>,
+    receiver: Option<JoinHandle<ReceiverParts>>,
     wake_fd: Option<Arc<OwnedFd>>,
+    /// What timestamping is in use, once the socket is open.
+    timestamping: Option<TimestampingInfo>,
+    /// Kernel (or receiver) arrival → handed to JavaScript; recorded on the JavaScript thread.
+    delivery_latencies: Latencies,
 }
 
 impl UdpEngine {
@@ -131,9 +149,12 @@ impl UdpEngine {
             shared: Arc::new(Shared::new()),
             send: None,
             recv: None,
+            tx_stamps: None,
             sender: None,
             receiver: None,
             wake_fd: None,
+            timestamping: None,
+            delivery_latencies: Latencies::default(),
         }
     }
 
@@ -161,7 +182,13 @@ impl UdpEngine {
         if self.state != State::Created {
             return Err(Error::state("initSocket() was already called"));
         }
-        self.socket = Some(Arc::new(UdpSocket::open(self.config.local, self.config.remote)?));
+        let socket = UdpSocket::open(self.config.local, self.config.remote)?;
+        self.timestamping = Some(timestamping::setup(
+            &socket,
+            self.config.timestamping,
+            self.config.timestamping_fallback,
+        )?);
+        self.socket = Some(Arc::new(socket));
         self.state = State::Bound;
         Ok(())
     }
@@ -200,6 +227,7 @@ impl UdpEngine {
                 notify: notify.clone(),
                 spin: self.config.spin,
                 fifo,
+                sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
             };
             let setup = ThreadSetup {
                 cpu: self.config.cpu,
@@ -213,38 +241,36 @@ impl UdpEngine {
                 }
             }
         }
-        if self.config.direction.receives() {
+        // The receiver thread reads datagrams, and transmit stamps off the error queue.
+        if self.config.direction.receives() || self.tx_stamps.is_some() {
             let wake_fd = match &self.wake_fd {
                 Some(fd) => fd.clone(),
                 None => {
-                    let fd = rustix::event::eventfd(
-                        0,
-                        rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
-                    )
-                    .map_err(|e| Error::from_io("eventfd", &e.into(), ""))
-                    .inspect_err(|_| self.stop_workers())?;
+                    let flags = rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK;
+                    let fd = rustix::event::eventfd(0, flags)
+                        .map_err(|e| Error::from_io("eventfd", &e.into(), ""))
+                        .inspect_err(|_| self.stop_workers())?;
                     self.wake_fd.insert(Arc::new(fd)).clone()
                 }
             };
-            let side = self.recv.as_mut().expect("rings allocated");
-            let (ring, batch) = side.idle_producer.take().expect("receiver ring is idle");
             let receiver = Receiver {
                 socket,
                 shared: self.shared.clone(),
-                ring,
                 notify,
                 wake_fd,
-                batch,
+                receive: self.recv.as_mut().and_then(|side| side.idle.take()),
+                tx_stamps: self.tx_stamps.as_mut().and_then(|side| side.idle.take()),
                 fifo,
             };
             let setup = ThreadSetup {
                 cpu: self.config.receiver_cpu(),
                 priority: self.config.priority,
             };
-            match spawn_worker("udpcom-recv", setup, receiver, |r| (r.ring, r.batch), Receiver::run) {
+            let parts = |r: Receiver| (r.receive, r.tx_stamps);
+            match spawn_worker("udpcom-recv", setup, receiver, parts, Receiver::run) {
                 Ok(handle) => self.receiver = Some(handle),
                 Err((error, parts)) => {
-                    self.recv.as_mut().expect("rings allocated").idle_producer = parts;
+                    self.put_back_receiver_parts(parts);
                     self.stop_workers();
                     return Err(error);
                 }
@@ -268,22 +294,42 @@ impl UdpEngine {
         }
         if self.config.direction.receives() && self.recv.is_none() {
             let (producer, consumer) = packet_ring(capacity, ring_bytes);
+            let path = ReceivePath {
+                ring: producer,
+                batch: RecvBatch::new(),
+            };
             self.recv = Some(RecvSide {
                 consumer,
-                idle_producer: Some((producer, RecvBatch::new())),
+                idle: Some(path),
+            });
+        }
+        let stamping = self
+            .timestamping
+            .as_ref()
+            .map_or(TimestampMode::None, |info| info.in_use);
+        if stamping != TimestampMode::None && self.config.direction.sends() && self.tx_stamps.is_none() {
+            // Records carry no payload; the arena only has to exist.
+            let (producer, records) = packet_ring(capacity, 1);
+            let sent_log = Arc::new(SentLog::default());
+            let path = TxStampPath {
+                sent_log: sent_log.clone(),
+                records: producer,
+                errqueue: ErrQueueBatch::default(),
+                mode: stamping,
+            };
+            self.tx_stamps = Some(TxStampSide {
+                sent_log,
+                records,
+                idle: Some(path),
             });
         }
         if self.config.lock_memory {
             if let Some(side) = &self.send {
                 regions.extend(side.producer.regions());
             }
-            if let Some(RecvSide {
-                idle_producer: Some((producer, batch)),
-                ..
-            }) = &self.recv
-            {
-                regions.extend(producer.regions());
-                regions.extend(batch.regions());
+            if let Some(RecvSide { idle: Some(path), .. }) = &self.recv {
+                regions.extend(path.ring.regions());
+                regions.extend(path.batch.regions());
             }
             sys::lock_regions(&regions).map_err(|e| {
                 Error::from_io("mlock", &e, "rings").with_hint(
@@ -406,8 +452,11 @@ impl UdpEngine {
     pub fn receive(&mut self, max: usize, mut deliver: impl FnMut(Received<'_>)) -> usize {
         let Some(side) = self.recv.as_mut() else { return 0 };
         let count = side.consumer.available().min(max);
+        let now = now_ns();
         for i in 0..count {
             let packet = side.consumer.peek(i).expect("counted as available");
+            self.delivery_latencies
+                .record(now.saturating_sub(packet.meta.arrival_ns));
             deliver(Received {
                 payload: packet.payload,
                 meta: packet.meta,
@@ -502,18 +551,28 @@ impl UdpEngine {
         if let Some(handle) = self.receiver.take() {
             self.wake_receiver();
             match handle.join() {
-                Ok(parts) => {
-                    let side = self.recv.as_mut().expect("a receiver has rings");
-                    side.idle_producer = Some(parts);
-                    let discarded = side.consumer.discard_all() as u64;
-                    bump(&self.shared.counters.js.recv_discarded, discarded);
-                }
+                Ok(parts) => self.put_back_receiver_parts(Some(parts)),
                 Err(_) => self.worker_panicked("receiver"),
+            }
+            if let Some(side) = self.recv.as_mut() {
+                let discarded = side.consumer.discard_all() as u64;
+                bump(&self.shared.counters.js.recv_discarded, discarded);
             }
         }
         self.shared.rx_waiting.store(false, Ordering::SeqCst);
         self.shared.rx_deadline_ns.store(u64::MAX, Ordering::SeqCst);
         self.shared.drain_target.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Gives the receiver thread's rings and buffers back to their idle slots.
+    fn put_back_receiver_parts(&mut self, parts: Option<ReceiverParts>) {
+        let Some((receive, tx_stamps)) = parts else { return };
+        if let Some(side) = self.recv.as_mut() {
+            side.idle = receive;
+        }
+        if let Some(side) = self.tx_stamps.as_mut() {
+            side.idle = tx_stamps;
+        }
     }
 
     /// A worker panicked (a bug): its ring half is gone, so drop both halves and allocate
@@ -523,6 +582,7 @@ impl UdpEngine {
             self.send = None;
         } else {
             self.recv = None;
+            self.tx_stamps = None;
         }
         self.shared
             .set_last_error(Error::internal(format!("the {which} thread panicked; see stderr")));
@@ -535,6 +595,7 @@ impl UdpEngine {
         self.socket = None;
         self.send = None;
         self.recv = None;
+        self.tx_stamps = None;
         self.state = State::Closed;
         Ok(())
     }
@@ -543,11 +604,32 @@ impl UdpEngine {
     pub fn stats(&self) -> Result<Stats> {
         self.check_open()?;
         let mut stats = self.shared.counters.snapshot(self.shared.latencies.summary());
+        stats.wire_latency = self.shared.wire_latencies.summary();
+        stats.delivery_latency = self.delivery_latencies.summary();
         if let Some(socket) = &self.socket {
             stats.kernel_drops = stats.kernel_drops.max(socket.kernel_drops());
         }
         stats.last_error = self.shared.last_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
         Ok(stats)
+    }
+
+    /// What timestamping is asked for, possible and in use; fails before initSocket().
+    pub fn timestamping_info(&self) -> Result<TimestampingInfo> {
+        self.check_open()?;
+        self.timestamping
+            .clone()
+            .ok_or_else(|| Error::state("the socket is not bound yet: call initSocket() first"))
+    }
+
+    /// Hands up to `max` transmit stamps, in the order they were read, to `deliver`.
+    pub fn take_tx_records(&mut self, max: usize, mut deliver: impl FnMut(TxRecord)) -> usize {
+        let Some(side) = self.tx_stamps.as_mut() else { return 0 };
+        let count = side.records.available().min(max);
+        for i in 0..count {
+            deliver(side.records.peek(i).expect("counted as available").meta);
+        }
+        side.records.release(count);
+        count
     }
 
     /// Timestamp of now on the engine's clock (CLOCK_MONOTONIC ns).

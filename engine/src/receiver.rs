@@ -1,11 +1,16 @@
-//! The receiver worker: reads datagrams off the socket into the receive ring and wakes
-//! JavaScript when someone is waiting.
+//! The receiver worker: reads datagrams off the socket into the receive ring, reads transmit
+//! timestamps off the socket's error queue, and wakes JavaScript when someone is waiting.
 //!
 //! It reads with `recvmmsg(MSG_DONTWAIT)` until the socket is empty, then blocks in `poll` on
 //! the socket and on an eventfd that `stop()` and JavaScript use to wake it. The poll timeout
 //! is the earliest `receiveData` timeout, so timeouts are served from here too and JavaScript
 //! never polls. A datagram that finds the ring full is dropped and counted; datagrams the
 //! kernel dropped because the socket buffer was full are counted from `SO_RXQ_OVFL`.
+//!
+//! With timestamping, the same thread owns the socket's error queue (`poll` reports it as
+//! POLLERR to whoever waits on the socket): it matches each transmit stamp to its packet
+//! through the sender's [`SentLog`] and records wire latency. A send-only instance with
+//! timestamping runs this thread for the error queue alone.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
@@ -14,91 +19,214 @@ use std::sync::Arc;
 use rustix::event::{PollFd, PollFlags};
 use rustix::time::Timespec;
 
-use crate::clock::{now_ns, NS_PER_SEC};
+use crate::clock::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
+use crate::config::TimestampMode;
 use crate::engine::{Notify, Shared};
 use crate::error::Error;
 use crate::ring::Producer;
 use crate::rt::RunBudget;
 use crate::socket::UdpSocket;
-use crate::stats::bump;
-use crate::sys::RecvBatch;
+use crate::stats::{bump, LatencyRecorder};
+use crate::sys::{Ancillary, ErrQueueBatch, RecvBatch};
+use crate::timestamping::{SentLog, TxRecord};
+
+/// Where a received packet's `arrival_ns` comes from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StampSource {
+    /// The receiver thread's clock read after `recvmmsg`.
+    #[default]
+    User,
+    /// The kernel's software receive stamp.
+    Kernel,
+    /// The NIC's hardware stamp is present (`hardware_ns`); `arrival_ns` is the kernel's.
+    Hardware,
+}
 
 /// What the receive ring stores beside each payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecvMeta {
-    /// CLOCK_MONOTONIC time at which the receiver thread had the datagram.
+    /// CLOCK_MONOTONIC arrival time: the kernel's stamp when there is one, else the receiver
+    /// thread's clock read.
     pub arrival_ns: u64,
+    /// Where `arrival_ns` comes from.
+    pub source: StampSource,
+    /// The NIC's raw hardware stamp; 0 if none.
+    pub hardware_ns: u64,
+}
+
+/// The receive half: ring and `recvmmsg` buffers.
+pub(crate) struct ReceivePath {
+    pub ring: Producer<RecvMeta>,
+    pub batch: RecvBatch,
+}
+
+/// The transmit-stamp half: what the error queue needs.
+pub(crate) struct TxStampPath {
+    pub sent_log: Arc<SentLog>,
+    pub records: Producer<TxRecord>,
+    pub errqueue: ErrQueueBatch,
+    pub mode: TimestampMode,
 }
 
 /// Everything the receiver thread owns.
 pub(crate) struct Receiver {
     pub socket: Arc<UdpSocket>,
     pub shared: Arc<Shared>,
-    pub ring: Producer<RecvMeta>,
     pub notify: Arc<dyn Notify>,
     pub wake_fd: Arc<OwnedFd>,
-    pub batch: RecvBatch,
+    /// Datagrams to read, unless this is a send-only instance.
+    pub receive: Option<ReceivePath>,
+    /// Transmit stamps to read, when timestamping is on.
+    pub tx_stamps: Option<TxStampPath>,
     pub fifo: bool,
 }
 
+/// What [`Receiver::run`] gives back for the next start.
+pub(crate) type ReceiverParts = (Option<ReceivePath>, Option<TxStampPath>);
+
 impl Receiver {
-    /// Runs until `shared.stop` is set; gives the ring and buffers back for the next start.
-    pub fn run(mut self) -> (Producer<RecvMeta>, RecvBatch) {
+    /// Runs until `shared.stop` is set; gives the rings and buffers back for the next start.
+    pub fn run(mut self) -> ReceiverParts {
         let shared = self.shared.clone();
-        let counters = &shared.counters.receiver;
         let mut budget = RunBudget::new(self.fifo);
-        let mut kernel_drops_seen = None;
+        let mut clock = RealtimeToMonotonic::default();
+        let mut wire = LatencyRecorder::default();
+        let mut stamps_seen = 0u64;
 
         while !shared.stop.load(Ordering::Relaxed) {
-            match self.batch.recv(self.socket.as_fd()) {
-                Ok(count) => {
-                    let arrival_ns = now_ns();
-                    let (mut bytes, mut overflow) = (0, 0);
-                    for i in 0..count {
-                        let (payload, _truncated, ancillary) = self.batch.datagram(i);
-                        bytes += payload.len() as u64;
-                        if self.ring.stage(RecvMeta { arrival_ns }, payload).is_err() {
-                            overflow += 1;
+            if self.receive.is_some() {
+                match self.read_datagrams(&mut clock) {
+                    Ok(()) => {
+                        if budget.check(now_ns()) {
+                            shared
+                                .counters
+                                .receiver
+                                .rt_pauses
+                                .store(budget.pauses(), Ordering::Relaxed);
                         }
-                        if ancillary.dropped_total.is_some() {
-                            kernel_drops_seen = ancillary.dropped_total;
+                        if self.tx_stamps_outstanding(stamps_seen) {
+                            stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
                         }
+                        continue;
                     }
-                    self.ring.publish();
-                    bump(&counters.packets_received, count as u64);
-                    bump(&counters.bytes_received, bytes);
-                    bump(&counters.recv_ring_overflow, overflow);
-                    if let Some(total) = kernel_drops_seen {
-                        counters.kernel_drops.store(total as u64, Ordering::Relaxed);
-                    }
-                    // Pairs with the fence in `UdpEngine::wait_for_receive`.
-                    fence(Ordering::SeqCst);
-                    if shared.rx_waiting.load(Ordering::Relaxed) {
-                        shared.wake_js(&*self.notify);
-                    }
-                    if budget.check(now_ns()) {
-                        counters.rt_pauses.store(budget.pauses(), Ordering::Relaxed);
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    // A connected socket reports ICMP errors caused by our own sends here too
+                    // (ECONNREFUSED): remember it and go on.
+                    Err(e) => {
+                        shared.set_last_error(Error::from_io("recvmmsg", &e, ""));
+                        if e.raw_os_error() != Some(libc::ECONNREFUSED) {
+                            // Unexpected; do not spin on an error that repeats.
+                            crate::clock::sleep_until(now_ns() + 1_000_000);
+                        }
+                        continue;
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait(&mut budget),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                // A connected socket reports ICMP errors caused by our own sends here too
-                // (ECONNREFUSED): remember it and go on.
-                Err(e) => {
-                    shared.set_last_error(Error::from_io("recvmmsg", &e, ""));
-                    if e.raw_os_error() != Some(libc::ECONNREFUSED) {
-                        // Unexpected; do not spin on an error that repeats.
-                        crate::clock::sleep_until(now_ns() + 1_000_000);
+            }
+            if self.tx_stamps_outstanding(stamps_seen) {
+                stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
+            }
+            wire.publish(&shared.wire_latencies, now_ns());
+            if self.wait(&mut budget) {
+                // POLLERR: transmit stamps, or a pending socket error (an ICMP error caused by
+                // our own sends) that nobody else will collect on a send-only socket.
+                stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
+                if self.receive.is_none() {
+                    if let Ok(Some(error)) = socket2::SockRef::from(&*self.socket).take_error() {
+                        shared.set_last_error(Error::from_io("poll", &error, "socket error"));
                     }
                 }
             }
         }
-        (self.ring, self.batch)
+        wire.publish(&shared.wire_latencies, now_ns());
+        (self.receive, self.tx_stamps)
     }
 
-    /// Blocks until a datagram arrives, the wake fd is written, or the earliest receive
-    /// timeout passes (then wakes JavaScript to resolve it with `null`).
-    fn wait(&mut self, budget: &mut RunBudget) {
+    /// Reads one batch of datagrams into the ring.
+    fn read_datagrams(&mut self, clock: &mut RealtimeToMonotonic) -> std::io::Result<()> {
+        let shared = &*self.shared;
+        let counters = &shared.counters.receiver;
+        let path = self.receive.as_mut().expect("receiving");
+        let count = path.batch.recv(self.socket.as_fd())?;
+        let now = now_ns();
+        let (mut bytes, mut overflow, mut dropped_total) = (0, 0, None);
+        for i in 0..count {
+            let (payload, _truncated, ancillary) = path.batch.datagram(i);
+            bytes += payload.len() as u64;
+            if path.ring.stage(arrival(&ancillary, now, clock), payload).is_err() {
+                overflow += 1;
+            }
+            dropped_total = ancillary.dropped_total.or(dropped_total);
+        }
+        path.ring.publish();
+        bump(&counters.packets_received, count as u64);
+        bump(&counters.bytes_received, bytes);
+        bump(&counters.recv_ring_overflow, overflow);
+        if let Some(total) = dropped_total {
+            counters.kernel_drops.store(total as u64, Ordering::Relaxed);
+        }
+        // Pairs with the fence in `UdpEngine::wait_for_receive`.
+        fence(Ordering::SeqCst);
+        if shared.rx_waiting.load(Ordering::Relaxed) {
+            shared.wake_js(&*self.notify);
+        }
+        Ok(())
+    }
+
+    /// True when the sender sent datagrams whose transmit stamps have not been read yet.
+    fn tx_stamps_outstanding(&self, stamps_seen: u64) -> bool {
+        self.tx_stamps.is_some() && self.shared.counters.sender.packets_sent.load(Ordering::Relaxed) > stamps_seen
+    }
+
+    /// Reads every transmit stamp waiting in the error queue; returns how many it read.
+    fn read_tx_stamps(&mut self, clock: &mut RealtimeToMonotonic, wire: &mut LatencyRecorder) -> u64 {
+        let Some(path) = self.tx_stamps.as_mut() else { return 0 };
+        let counters = &self.shared.counters.receiver;
+        let mut read = 0;
+        while let Ok(stamps) = path.errqueue.recv(self.socket.as_fd()) {
+            if stamps.is_empty() {
+                break;
+            }
+            let now = now_ns();
+            let (mut matched, mut dropped) = (0, 0);
+            for stamp in stamps {
+                read += 1;
+                let Some((target_ns, queue_id)) = path.sent_log.lookup(stamp.key) else {
+                    continue;
+                };
+                matched += 1;
+                let tx_ns = stamp
+                    .software_ns
+                    .map_or(0, |realtime| clock.to_monotonic(realtime, now));
+                // A hardware stamp is on the NIC's clock; it is comparable with the target only
+                // if that clock follows the system clock (phc2sys), which is assumed here.
+                let departure = match (path.mode, stamp.hardware_ns) {
+                    (TimestampMode::Hardware, Some(hardware)) => clock.to_monotonic(hardware, now),
+                    _ => tx_ns,
+                };
+                if departure != 0 {
+                    wire.record(departure.saturating_sub(target_ns));
+                }
+                let record = TxRecord {
+                    queue_id,
+                    tx_ns,
+                    hardware_ns: stamp.hardware_ns.unwrap_or(0),
+                };
+                if path.records.stage(record, &[]).is_err() {
+                    dropped += 1;
+                }
+            }
+            path.records.publish();
+            bump(&counters.tx_timestamps, matched);
+            bump(&counters.tx_records_dropped, dropped);
+        }
+        read
+    }
+
+    /// Blocks until a datagram arrives, the error queue has something, the wake fd is
+    /// written, or the earliest receive timeout passes (then wakes JavaScript to resolve it).
+    /// Returns true if the socket reported POLLERR.
+    fn wait(&mut self, budget: &mut RunBudget) -> bool {
         let shared = &self.shared;
         let now = now_ns();
         let deadline_ns = shared.rx_deadline_ns.load(Ordering::Acquire);
@@ -112,7 +240,7 @@ impl Receiver {
             {
                 shared.wake_js(&*self.notify);
             }
-            return;
+            return false;
         }
         let timeout = (deadline_ns != u64::MAX).then(|| {
             let wait = deadline_ns - now;
@@ -121,16 +249,45 @@ impl Receiver {
                 tv_nsec: (wait % NS_PER_SEC) as _,
             }
         });
+        // A send-only socket asks for nothing: poll still reports POLLERR (the error queue).
+        let socket_events = if self.receive.is_some() {
+            PollFlags::IN
+        } else {
+            PollFlags::empty()
+        };
         let mut fds = [
-            PollFd::new(&*self.socket, PollFlags::IN),
+            PollFd::new(&*self.socket, socket_events),
             PollFd::new(&*self.wake_fd, PollFlags::IN),
         ];
         let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        let error = fds[0].revents().contains(PollFlags::ERR);
         let woken = !fds[1].revents().is_empty();
         budget.slept(now_ns() - now);
         if woken {
             let mut counter = [0u8; 8];
             let _ = rustix::io::read(&*self.wake_fd, &mut counter);
         }
+        error
+    }
+}
+
+/// The arrival stamp of a datagram: the kernel's, converted to CLOCK_MONOTONIC, when there
+/// is one; else the receiver's own clock read.
+fn arrival(ancillary: &Ancillary, now: u64, clock: &mut RealtimeToMonotonic) -> RecvMeta {
+    let (arrival_ns, source) = match ancillary.software_ns {
+        Some(realtime) => (clock.to_monotonic(realtime, now), StampSource::Kernel),
+        None => (now, StampSource::User),
+    };
+    match ancillary.hardware_ns {
+        Some(hardware_ns) => RecvMeta {
+            arrival_ns,
+            source: StampSource::Hardware,
+            hardware_ns,
+        },
+        None => RecvMeta {
+            arrival_ns,
+            source,
+            hardware_ns: 0,
+        },
     }
 }

@@ -19,6 +19,7 @@ use crate::rt::RunBudget;
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_NS};
 use crate::sys::{self, SEND_BATCH};
+use crate::timestamping::SentLog;
 
 /// What the send ring stores beside each payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -37,6 +38,8 @@ pub(crate) struct Sender {
     pub notify: Arc<dyn Notify>,
     pub spin: SpinPolicy,
     pub fifo: bool,
+    /// Where to note which packet gets which transmit-timestamp key, when timestamping is on.
+    pub sent_log: Option<Arc<SentLog>>,
 }
 
 /// Publish latencies before a wait only if the deadline is at least this far away, so that
@@ -88,6 +91,17 @@ impl Sender {
                     _ => break,
                 }
                 due += 1;
+            }
+            if let Some(log) = &self.sent_log {
+                // The kernel numbers sent datagrams from 0 (SOF_TIMESTAMPING_OPT_ID), and a
+                // transmit stamp can be read before the send call returns: note the keys
+                // first. Keys of packets that end up not sent are noted again next time.
+                let (sent_before, queued_before) =
+                    (counters.packets_sent.load(Ordering::Relaxed), self.ring.released());
+                for i in 0..due {
+                    let target_ns = self.ring.peek(i).map_or(0, |p| p.meta.target_ns);
+                    log.record((sent_before + i as u64) as u32, target_ns, queued_before + i as u64);
+                }
             }
             let result = sys::send_many(self.socket.as_fd(), &payloads[..due]);
 
