@@ -60,6 +60,18 @@ export declare class UdpCom {
   onPackets(callback: ((packets: ReceivedPacket[]) => void) | null, maxBatch?: number): void
   /** Resolves once every packet queued so far has left (or failed). */
   drain(): Promise<void>
+  /**
+   * Timestamping of the socket: the interface, what it supports (ETHTOOL_GET_TS_INFO: modes,
+   * PHC index) and what is in use. Needs initSocket().
+   */
+  getTimestampingInfo(): TimestampingStatus
+  /**
+   * Takes up to `max` (default all) transmit timestamps read so far, in the order packets
+   * left: `{ id, txTimestampNs }` where id is the packet's queue order. Kept in a ring of
+   * `capacity` entries; stamps nobody takes in time are dropped and counted
+   * (nTxTimestampsDropped). Empty without timestamping.
+   */
+  getTxTimestamps(max?: unknown | undefined | null): Array<TxTimestamp>
   /** Counters and latency statistics since the instance was created. */
   getPacketStats(): PacketStats
   /**
@@ -151,6 +163,27 @@ export interface PacketStats {
   nStalls: number
   /** Spin window the sender uses now, ns (spinNs, or the adaptive window). */
   spinWindowNs: number
+  /**
+   * Transmit timestamps read from the socket's error queue and matched to their packets
+   * (one per sent packet when timestamping is on).
+   */
+  nTxTimestamps: number
+  /** Transmit stamps dropped because getTxTimestamps() did not read them in time. */
+  nTxTimestampsDropped: number
+  /** Wire latency (kernel or NIC transmit stamp − target), median, ns. */
+  p50WireLatencyNs: number
+  /** Wire latency, 99th percentile, ns. */
+  p99WireLatencyNs: number
+  /** Wire latency, 99.9th percentile, ns. */
+  p999WireLatencyNs: number
+  /** Wire latency, maximum, ns. */
+  maxWireLatencyNs: number
+  /** Receive-path latency (kernel arrival stamp → handed to JavaScript), median, ns. */
+  p50DeliveryLatencyNs: number
+  /** Receive-path latency, 99th percentile, ns. */
+  p99DeliveryLatencyNs: number
+  /** Receive-path latency, maximum, ns. */
+  maxDeliveryLatencyNs: number
   /** The last error a worker thread saw, if any. */
   lastError?: WorkerError
 }
@@ -160,10 +193,59 @@ export interface ReceivedPacket {
   /** The payload (a copy owned by JavaScript). */
   data: Buffer
   /**
-   * Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`), as the
-   * receiver thread saw it.
+   * Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's
+   * receive stamp converted from CLOCK_REALTIME when timestamping is on, else the receiver
+   * thread's clock read.
    */
   timestampNs: bigint
+  /**
+   * Where timestampNs comes from: 'kernel' (software stamp), 'hardware' (a NIC stamp is in
+   * hwTimestampNs; timestampNs is still the kernel's) or 'user' (the receiver thread).
+   */
+  timestampSource: 'hardware' | 'kernel' | 'user'
+  /** The NIC's raw hardware receive stamp (its own clock), with hardware timestamping. */
+  hwTimestampNs?: bigint
+}
+
+/** What an interface can timestamp (ETHTOOL_GET_TS_INFO). */
+export interface TimestampingCapabilities {
+  /** SOF_TIMESTAMPING_* modes, e.g. 'rx_software', 'tx_hardware', 'raw_hardware'. */
+  modes: Array<string>
+  /** Index of the PTP hardware clock (/dev/ptpN), -1 for none. */
+  phcIndex: number
+  /** Hardware transmit stamping types, e.g. 'off', 'on'. */
+  txTypes: Array<string>
+  /** Hardware receive filters, e.g. 'none', 'all', 'ptp_v2_event'. */
+  rxFilters: Array<string>
+  /** True when the interface can stamp in hardware in both directions. */
+  hardware: boolean
+}
+
+/** Timestamping of this instance's socket: asked for, possible, in use. */
+export interface TimestampingStatus {
+  /** The interface carrying the socket's traffic (absent for a wildcard address). */
+  interface?: string
+  /** The timestamping option. */
+  requested: 'none' | 'software' | 'hardware'
+  /** What the socket uses. */
+  inUse: 'none' | 'software' | 'hardware'
+  /** Why inUse differs from requested (timestampingFallback took over). */
+  fallbackReason?: string
+  /** What the interface supports (absent if it could not be asked). */
+  supported?: TimestampingCapabilities
+}
+
+/** When one sent packet left, from its transmit timestamp. */
+export interface TxTimestamp {
+  /**
+   * The packet's queue order: 0 for the first packet queued on this instance, counting
+   * every packet sendData/sendBatch queued.
+   */
+  id: number
+  /** When it left per the kernel's software transmit stamp, on CLOCK_MONOTONIC. */
+  txTimestampNs: bigint
+  /** The NIC's raw hardware transmit stamp, with hardware timestamping. */
+  hwTxTimestampNs?: bigint
 }
 
 /** Options of the UdpCom constructor. */
@@ -190,6 +272,16 @@ export interface UdpComOptions {
   spinNs?: number
   /** Lock the rings into RAM (mlock) at start; default false. */
   lockMemory?: boolean
+  /**
+   * Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
+   * transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()
+   * throws ERR_UDPCOM_HWTSTAMP_UNSUPPORTED otherwise). Default: 'software' for a
+   * receive-only instance (receive stamps cost nothing), 'none' for one that sends
+   * (transmit stamps cost CPU per packet).
+   */
+  timestamping?: 'none' | 'software' | 'hardware'
+  /** What to use when hardware stamps cannot be had: 'software' or 'none'; unset: throw. */
+  timestampingFallback?: 'software' | 'none'
 }
 
 /** The last error a worker thread saw, e.g. `ECONNREFUSED` when the peer is not listening. */

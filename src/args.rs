@@ -264,7 +264,7 @@ pub fn callback<'env>(value: Unknown<'env>, name: &str) -> Result<Option<Unknown
 }
 
 /// Option names the constructor knows; any other name is a mistake worth reporting.
-const OPTION_NAMES: [&str; 8] = [
+const OPTION_NAMES: [&str; 10] = [
     "cpu",
     "rxCpu",
     "capacity",
@@ -273,6 +273,8 @@ const OPTION_NAMES: [&str; 8] = [
     "priority",
     "spinNs",
     "lockMemory",
+    "timestamping",
+    "timestampingFallback",
 ];
 
 /// The constructor's `options` object.
@@ -306,7 +308,12 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         Some(v) if type_of(&v) == ValueType::Boolean => Some(bool::from_unknown(v).map_err(napi_failure)?),
         Some(v) => return Err(wrong_type("options.lockMemory", "of type boolean", &v)),
     };
+    let text = |name: &str| -> Result<Option<String>> {
+        field(name)?.map(|v| string(v, &format!("options.{name}"))).transpose()
+    };
     Ok(Options {
+        timestamping: text("timestamping")?,
+        timestamping_fallback: text("timestampingFallback")?,
         cpu: num("cpu")?,
         rx_cpu: num("rxCpu")?,
         capacity: num("capacity")?,

@@ -5,6 +5,8 @@ use napi::bindgen_prelude::BufferSlice;
 use napi::Env;
 use napi_derive::napi;
 use udpcom_engine::engine::Received;
+use udpcom_engine::receiver::StampSource;
+use udpcom_engine::timestamping::{TimestampingInfo, TxRecord};
 use udpcom_engine::Stats;
 
 /// A datagram handed to JavaScript.
@@ -12,18 +14,32 @@ use udpcom_engine::Stats;
 pub struct ReceivedPacket<'env> {
     /// The payload (a copy owned by JavaScript).
     pub data: BufferSlice<'env>,
-    /// Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`), as the
-    /// receiver thread saw it.
+    /// Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's
+    /// receive stamp converted from CLOCK_REALTIME when timestamping is on, else the receiver
+    /// thread's clock read.
     pub timestamp_ns: u64,
+    /// Where timestampNs comes from: 'kernel' (software stamp), 'hardware' (a NIC stamp is in
+    /// hwTimestampNs; timestampNs is still the kernel's) or 'user' (the receiver thread).
+    #[napi(ts_type = "'hardware' | 'kernel' | 'user'")]
+    pub timestamp_source: &'static str,
+    /// The NIC's raw hardware receive stamp (its own clock), with hardware timestamping.
+    pub hw_timestamp_ns: Option<u64>,
 }
 
 impl ReceivedPacket<'_> {
     /// Copies a packet out of the receive ring into a new JavaScript object (valid in the
     /// current call's scope, whatever lifetime the caller names).
     pub fn copy_from(env: &Env, packet: Received<'_>) -> napi::Result<Self> {
+        let meta = packet.meta;
         Ok(ReceivedPacket {
             data: BufferSlice::copy_from(env, packet.payload)?,
-            timestamp_ns: packet.meta.arrival_ns,
+            timestamp_ns: meta.arrival_ns,
+            timestamp_source: match meta.source {
+                StampSource::User => "user",
+                StampSource::Kernel => "kernel",
+                StampSource::Hardware => "hardware",
+            },
+            hw_timestamp_ns: (meta.hardware_ns != 0).then_some(meta.hardware_ns),
         })
     }
 }
@@ -111,6 +127,25 @@ pub struct PacketStats {
     pub n_stalls: f64,
     /// Spin window the sender uses now, ns (spinNs, or the adaptive window).
     pub spin_window_ns: f64,
+    /// Transmit timestamps read from the socket's error queue and matched to their packets
+    /// (one per sent packet when timestamping is on).
+    pub n_tx_timestamps: f64,
+    /// Transmit stamps dropped because getTxTimestamps() did not read them in time.
+    pub n_tx_timestamps_dropped: f64,
+    /// Wire latency (kernel or NIC transmit stamp − target), median, ns.
+    pub p50_wire_latency_ns: f64,
+    /// Wire latency, 99th percentile, ns.
+    pub p99_wire_latency_ns: f64,
+    /// Wire latency, 99.9th percentile, ns.
+    pub p999_wire_latency_ns: f64,
+    /// Wire latency, maximum, ns.
+    pub max_wire_latency_ns: f64,
+    /// Receive-path latency (kernel arrival stamp → handed to JavaScript), median, ns.
+    pub p50_delivery_latency_ns: f64,
+    /// Receive-path latency, 99th percentile, ns.
+    pub p99_delivery_latency_ns: f64,
+    /// Receive-path latency, maximum, ns.
+    pub max_delivery_latency_ns: f64,
     /// The last error a worker thread saw, if any.
     pub last_error: Option<WorkerError>,
 }
@@ -153,11 +188,92 @@ impl From<Stats> for PacketStats {
             n_rt_pauses: n(s.rt_pauses),
             n_stalls: n(s.stalls),
             spin_window_ns: n(s.spin_window_ns),
+            n_tx_timestamps: n(s.tx_timestamps),
+            n_tx_timestamps_dropped: n(s.tx_records_dropped),
+            p50_wire_latency_ns: n(s.wire_latency.p50_ns),
+            p99_wire_latency_ns: n(s.wire_latency.p99_ns),
+            p999_wire_latency_ns: n(s.wire_latency.p999_ns),
+            max_wire_latency_ns: n(s.wire_latency.max_ns),
+            p50_delivery_latency_ns: n(s.delivery_latency.p50_ns),
+            p99_delivery_latency_ns: n(s.delivery_latency.p99_ns),
+            max_delivery_latency_ns: n(s.delivery_latency.max_ns),
             last_error: s.last_error.map(|e| WorkerError {
                 code: e.code.to_string(),
                 message: e.message,
                 syscall: e.os.map(|os| os.syscall.to_string()),
                 errno: e.os.map(|os| -os.errno),
+            }),
+        }
+    }
+}
+
+/// When one sent packet left, from its transmit timestamp.
+#[napi(object, object_from_js = false)]
+pub struct TxTimestamp {
+    /// The packet's queue order: 0 for the first packet queued on this instance, counting
+    /// every packet sendData/sendBatch queued.
+    pub id: f64,
+    /// When it left per the kernel's software transmit stamp, on CLOCK_MONOTONIC.
+    pub tx_timestamp_ns: u64,
+    /// The NIC's raw hardware transmit stamp, with hardware timestamping.
+    pub hw_tx_timestamp_ns: Option<u64>,
+}
+
+impl From<TxRecord> for TxTimestamp {
+    fn from(record: TxRecord) -> Self {
+        TxTimestamp {
+            id: record.queue_id as f64,
+            tx_timestamp_ns: record.tx_ns,
+            hw_tx_timestamp_ns: (record.hardware_ns != 0).then_some(record.hardware_ns),
+        }
+    }
+}
+
+/// What an interface can timestamp (ETHTOOL_GET_TS_INFO).
+#[napi(object, object_from_js = false)]
+pub struct TimestampingCapabilities {
+    /// SOF_TIMESTAMPING_* modes, e.g. 'rx_software', 'tx_hardware', 'raw_hardware'.
+    pub modes: Vec<&'static str>,
+    /// Index of the PTP hardware clock (/dev/ptpN), -1 for none.
+    pub phc_index: i32,
+    /// Hardware transmit stamping types, e.g. 'off', 'on'.
+    pub tx_types: Vec<&'static str>,
+    /// Hardware receive filters, e.g. 'none', 'all', 'ptp_v2_event'.
+    pub rx_filters: Vec<&'static str>,
+    /// True when the interface can stamp in hardware in both directions.
+    pub hardware: bool,
+}
+
+/// Timestamping of this instance's socket: asked for, possible, in use.
+#[napi(object, object_from_js = false)]
+pub struct TimestampingStatus {
+    /// The interface carrying the socket's traffic (absent for a wildcard address).
+    pub interface: Option<String>,
+    /// The timestamping option.
+    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
+    pub requested: &'static str,
+    /// What the socket uses.
+    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
+    pub in_use: &'static str,
+    /// Why inUse differs from requested (timestampingFallback took over).
+    pub fallback_reason: Option<String>,
+    /// What the interface supports (absent if it could not be asked).
+    pub supported: Option<TimestampingCapabilities>,
+}
+
+impl From<TimestampingInfo> for TimestampingStatus {
+    fn from(info: TimestampingInfo) -> Self {
+        TimestampingStatus {
+            interface: info.interface,
+            requested: info.requested.name(),
+            in_use: info.in_use.name(),
+            fallback_reason: info.fallback_reason,
+            supported: info.capabilities.map(|c| TimestampingCapabilities {
+                modes: c.modes(),
+                phc_index: c.phc_index(),
+                tx_types: c.tx_types(),
+                rx_filters: c.rx_filters(),
+                hardware: c.hardware(),
             }),
         }
     }

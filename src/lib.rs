@@ -19,7 +19,7 @@ mod instance;
 mod napi_raw;
 mod notify;
 
-use convert::PacketStats;
+use convert::{PacketStats, TimestampingStatus, TxTimestamp};
 use errors::OrThrow;
 use instance::{Instance, SharedInstance};
 
@@ -48,6 +48,16 @@ pub struct UdpComOptions {
     pub spin_ns: Option<u32>,
     /// Lock the rings into RAM (mlock) at start; default false.
     pub lock_memory: Option<bool>,
+    /// Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
+    /// transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()
+    /// throws ERR_UDPCOM_HWTSTAMP_UNSUPPORTED otherwise). Default: 'software' for a
+    /// receive-only instance (receive stamps cost nothing), 'none' for one that sends
+    /// (transmit stamps cost CPU per packet).
+    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
+    pub timestamping: Option<String>,
+    /// What to use when hardware stamps cannot be had: 'software' or 'none'; unset: throw.
+    #[napi(ts_type = "'software' | 'none'")]
+    pub timestamping_fallback: Option<String>,
 }
 
 /// A UDP endpoint whose native threads send packets at exact CLOCK_MONOTONIC times and
@@ -181,6 +191,33 @@ impl UdpCom {
     #[napi(ts_return_type = "Promise<void>")]
     pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
         self.instance().drain(env)
+    }
+
+    /// Timestamping of the socket: the interface, what it supports (ETHTOOL_GET_TS_INFO: modes,
+    /// PHC index) and what is in use. Needs initSocket().
+    #[napi]
+    pub fn get_timestamping_info(&self, env: Env) -> napi::Result<TimestampingStatus> {
+        self.instance()
+            .engine
+            .timestamping_info()
+            .map(TimestampingStatus::from)
+            .or_throw(&env)
+    }
+
+    /// Takes up to `max` (default all) transmit timestamps read so far, in the order packets
+    /// left: `{ id, txTimestampNs }` where id is the packet's queue order. Kept in a ring of
+    /// `capacity` entries; stamps nobody takes in time are dropped and counted
+    /// (nTxTimestampsDropped). Empty without timestamping.
+    #[napi]
+    pub fn get_tx_timestamps(&self, env: Env, max: Option<Unknown>) -> napi::Result<Vec<TxTimestamp>> {
+        let max = args::optional_count(max, "max", MAX_BATCH as u64, MAX_BATCH).or_throw(&env)?;
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        let mut stamps = Vec::new();
+        instance
+            .engine
+            .take_tx_records(max, |record| stamps.push(TxTimestamp::from(record)));
+        Ok(stamps)
     }
 
     /// Counters and latency statistics since the instance was created.

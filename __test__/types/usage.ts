@@ -65,3 +65,28 @@ async function batches(u: UdpCom): Promise<void> {
   u.sendBatch(new Uint8Array(4))
 }
 void batches
+
+// Timestamping (issue #5).
+function stamps(): void {
+  const u = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { timestamping: 'hardware', timestampingFallback: 'software' })
+  u.initSocket()
+  const info = u.getTimestampingInfo()
+  const inUse: 'none' | 'software' | 'hardware' = info.inUse
+  const modes: string[] | undefined = info.supported?.modes
+  const tx: Array<{ id: number; txTimestampNs: bigint; hwTxTimestampNs?: bigint }> = u.getTxTimestamps(100)
+  const s = u.getPacketStats()
+  const wire: number[] = [s.nTxTimestamps, s.p50WireLatencyNs, s.p99WireLatencyNs, s.p999WireLatencyNs, s.maxWireLatencyNs]
+  const delivery: number[] = [s.p50DeliveryLatencyNs, s.p99DeliveryLatencyNs, s.maxDeliveryLatencyNs]
+  void [inUse, modes, tx, wire, delivery]
+  // @ts-expect-error: not a timestamping mode
+  new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { timestamping: 'kernel' })
+}
+async function packetSource(u: UdpCom): Promise<void> {
+  const p = await u.receiveData()
+  if (p) {
+    const source: 'hardware' | 'kernel' | 'user' = p.timestampSource
+    const hw: bigint | undefined = p.hwTimestampNs
+    void [source, hw]
+  }
+}
+void [stamps, packetSource]
