@@ -270,8 +270,12 @@ export interface UdpComOptions {
    * the measured wake-up lateness (2 µs..500 µs, starting at 50 µs).
    */
   spinNs?: number
-  /** Lock the rings into RAM (mlock) at start; default false. */
-  lockMemory?: boolean
+  /**
+   * Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
+   * (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
+   * default false.
+   */
+  lockMemory?: boolean | 'rings' | 'all'
   /**
    * Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
    * transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()

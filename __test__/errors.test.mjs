@@ -157,7 +157,7 @@ test('start() refuses a CPU that does not exist with EINVAL, naming the syscall,
 
 const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 
-test('EACCES and EPERM (as an unprivileged user): binding a low port, asking for SCHED_FIFO', async (t) => {
+test('EACCES, EPERM, ENOMEM (as an unprivileged user): a low port, SCHED_FIFO, locking 128 MB', async (t) => {
   if (!isRoot) {
     t.skip('needs root to start a child as the unprivileged user nobody')
     return
@@ -186,5 +186,8 @@ test('EACCES and EPERM (as an unprivileged user): binding a low port, asking for
   assert.match(result.fifo.message, /CAP_SYS_NICE/)
   assert.match(result.fifo.message, /ulimit -r/)
   assert.match(result.fifo.message, /limits\.conf/)
+  assert.ok(['ENOMEM', 'EPERM'].includes(result.mlock.code), result.mlock.code)
+  assert.equal(result.mlock.syscall, 'mlock')
+  assert.match(result.mlock.message, /ulimit -l/)
   assert.equal(result.threadsAfter, 0, 'a refused start leaves no thread running')
 })

@@ -305,8 +305,16 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         |name: &str| -> Result<Option<f64>> { field(name)?.map(|v| number(v, &format!("options.{name}"))).transpose() };
     let lock_memory = match field("lockMemory")? {
         None => None,
-        Some(v) if type_of(&v) == ValueType::Boolean => Some(bool::from_unknown(v).map_err(napi_failure)?),
-        Some(v) => return Err(wrong_type("options.lockMemory", "of type boolean", &v)),
+        Some(v) if type_of(&v) == ValueType::Boolean => Some(
+            if bool::from_unknown(v).map_err(napi_failure)? {
+                "rings"
+            } else {
+                "none"
+            }
+            .to_string(),
+        ),
+        Some(v) if type_of(&v) == ValueType::String => Some(String::from_unknown(v).map_err(napi_failure)?),
+        Some(v) => return Err(wrong_type("options.lockMemory", "of type boolean or string", &v)),
     };
     let text = |name: &str| -> Result<Option<String>> {
         field(name)?.map(|v| string(v, &format!("options.{name}"))).transpose()

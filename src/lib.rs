@@ -46,8 +46,11 @@ pub struct UdpComOptions {
     /// Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
     /// the measured wake-up lateness (2 µs..500 µs, starting at 50 µs).
     pub spin_ns: Option<u32>,
-    /// Lock the rings into RAM (mlock) at start; default false.
-    pub lock_memory: Option<bool>,
+    /// Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
+    /// (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
+    /// default false.
+    #[napi(ts_type = "boolean | 'rings' | 'all'")]
+    pub lock_memory: Option<String>,
     /// Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
     /// transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()
     /// throws ERR_UDPCOM_HWTSTAMP_UNSUPPORTED otherwise). Default: 'software' for a

@@ -74,6 +74,17 @@ impl TimestampMode {
     }
 }
 
+/// What to lock into RAM at start, so that the packet path takes no page faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockMemory {
+    /// Nothing (the rings are still faulted in when allocated).
+    None,
+    /// The rings and receive buffers (`mlock`).
+    Rings,
+    /// The whole process, now and in the future (`mlockall(MCL_CURRENT | MCL_FUTURE)`).
+    All,
+}
+
 /// Default of the `timestamping` option: 'software' where it costs little, else 'none'.
 ///
 /// Kernel receive stamps cost nothing measurable (the stack stamps every packet once any
@@ -107,8 +118,8 @@ pub struct Options {
     pub priority: Option<f64>,
     /// Busy-wait window before each deadline, in ns.
     pub spin_ns: Option<f64>,
-    /// Lock the rings into RAM with mlock (and fault them in) at start.
-    pub lock_memory: Option<bool>,
+    /// 'none', 'rings' or 'all' (the binding maps false and true to 'none' and 'rings').
+    pub lock_memory: Option<String>,
     /// 'none', 'software' or 'hardware'.
     pub timestamping: Option<String>,
     /// 'software' or 'none': what to do when hardware stamps cannot be had.
@@ -160,8 +171,8 @@ pub struct Config {
     pub priority: Option<i32>,
     /// Spin window policy of the sender.
     pub spin: SpinPolicy,
-    /// mlock the rings at start.
-    pub lock_memory: bool,
+    /// What to lock into RAM at start.
+    pub lock_memory: LockMemory,
     /// Timestamps asked for.
     pub timestamping: TimestampMode,
     /// What to use instead when hardware stamps cannot be had; `None`: fail.
@@ -236,6 +247,19 @@ impl Config {
             })
             .transpose()?;
 
+        let lock_memory = match options.lock_memory.as_deref() {
+            None | Some("none") => LockMemory::None,
+            Some("rings") => LockMemory::Rings,
+            Some("all") => LockMemory::All,
+            Some(other) => {
+                return Err(Error::invalid_arg_value(
+                    "The property 'options.lockMemory'",
+                    "must be a boolean, 'rings' or 'all'",
+                    format!("'{other}'"),
+                ))
+            }
+        };
+
         Ok(Config {
             local: SocketAddr::new(local_ip, local_port),
             remote: (remote_port != 0).then_some(SocketAddr::new(remote_ip, remote_port)),
@@ -246,7 +270,7 @@ impl Config {
             ring_bytes,
             priority,
             spin,
-            lock_memory: options.lock_memory.unwrap_or(false),
+            lock_memory,
             timestamping,
             timestamping_fallback,
         })

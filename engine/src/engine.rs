@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use crate::clock::now_ns;
 use crate::config::Config;
-use crate::config::TimestampMode;
+use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::ring::{packet_ring, Consumer, Producer};
@@ -323,7 +323,7 @@ impl UdpEngine {
                 idle: Some(path),
             });
         }
-        if self.config.lock_memory {
+        if self.config.lock_memory == LockMemory::Rings {
             if let Some(side) = &self.send {
                 regions.extend(side.producer.regions());
             }
@@ -331,13 +331,11 @@ impl UdpEngine {
                 regions.extend(path.ring.regions());
                 regions.extend(path.batch.regions());
             }
-            sys::lock_regions(&regions).map_err(|e| {
-                Error::from_io("mlock", &e, "rings").with_hint(
-                    "the rings could not be locked into memory. Raise the locked-memory limit \
-                     (ulimit -l, or 'memlock' in /etc/security/limits.conf), grant CAP_IPC_LOCK, \
-                     or start without lockMemory",
-                )
-            })?;
+            sys::lock_regions(&regions).map_err(|e| lock_error(Error::from_io("mlock", &e, "rings")))?;
+        }
+        if self.config.lock_memory == LockMemory::All {
+            let flags = rustix::mm::MlockAllFlags::CURRENT | rustix::mm::MlockAllFlags::FUTURE;
+            rustix::mm::mlockall(flags).map_err(|e| lock_error(Error::from_io("mlockall", &e.into(), "")))?;
         }
         Ok(())
     }
@@ -642,6 +640,13 @@ impl Drop for UdpEngine {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn lock_error(error: Error) -> Error {
+    error.with_hint(
+        "memory could not be locked. Raise the locked-memory limit (ulimit -l, or 'memlock' in \
+         /etc/security/limits.conf), grant CAP_IPC_LOCK, or start without lockMemory",
+    )
 }
 
 fn send_meta(deadline_ns: u64) -> SendMeta {
