@@ -191,3 +191,19 @@ test('EACCES, EPERM, ENOMEM (as an unprivileged user): a low port, SCHED_FIFO, l
   assert.match(result.mlock.message, /ulimit -l/)
   assert.equal(result.threadsAfter, 0, 'a refused start leaves no thread running')
 })
+
+test('methods called on something that is not a UdpCom throw a TypeError, never crash', () => {
+  for (const name of ['sendData', 'sendBatch', 'getPacketStats', 'start']) {
+    for (const receiver of [{}, null, undefined, Buffer.alloc(8), new (class Foo {})()]) {
+      assert.throws(() => UdpCom.prototype[name].call(receiver, Buffer.from('x')), TypeError, `${name} on ${receiver}`)
+    }
+  }
+  // A borrowed method on a real, started instance works through the hand-written fast path.
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 0 })
+  udp.initSocket()
+  udp.start()
+  const { sendData } = UdpCom.prototype
+  assert.equal(sendData.call(udp, Buffer.from('x')), true)
+  udp.closeSocket()
+  assert.throws(() => sendData.call(udp, Buffer.from('x')), { code: 'ERR_UDPCOM_STATE' })
+})

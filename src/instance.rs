@@ -68,6 +68,8 @@ pub struct Instance {
     /// Stops the workers if the environment is torn down (worker thread terminated) while
     /// started.
     cleanup_hook: Option<CleanupEnvHook<Weak<RefCell<Instance>>>>,
+    /// The address registered with `fast_path` by start(), removed when collected.
+    pub fast_path_address: Option<usize>,
 }
 
 impl Instance {
@@ -81,6 +83,7 @@ impl Instance {
             listener: None,
             referenced: true,
             cleanup_hook: None,
+            fast_path_address: None,
         }))
     }
 

@@ -7,7 +7,7 @@
 
 use std::cell::RefMut;
 
-use napi::bindgen_prelude::{FromNapiValue, FunctionRef, ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, FunctionRef, Object, ObjectFinalize, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use udpcom_engine::{Config, UdpEngine};
@@ -15,6 +15,7 @@ use udpcom_engine::{Config, UdpEngine};
 mod args;
 mod convert;
 mod errors;
+mod fast_path;
 mod instance;
 mod napi_raw;
 mod notify;
@@ -121,7 +122,10 @@ impl UdpCom {
     /// Starts the worker thread(s) for the direction, pinned and real-time as configured.
     #[napi]
     pub fn start(&self, env: Env) -> napi::Result<()> {
-        Instance::start(&self.instance, &env)
+        Instance::start(&self.instance, &env)?;
+        let address = fast_path::register(self);
+        self.instance().fast_path_address = Some(address);
+        Ok(())
     }
 
     /// Copies `data` into the send ring to leave at `timestampNs` (CLOCK_MONOTONIC ns; omitted
@@ -271,8 +275,17 @@ impl ObjectFinalize for UdpCom {
     /// Garbage-collected: stop and join the workers, and settle what is still pending.
     fn finalize(self, env: Env) -> napi::Result<()> {
         if let Ok(mut instance) = self.instance.try_borrow_mut() {
+            if let Some(address) = instance.fast_path_address.take() {
+                fast_path::unregister(address);
+            }
             instance.stop(&env, "the UdpCom instance was garbage-collected");
         }
         Ok(())
     }
+}
+
+/// Installs the hand-written entry points of the per-packet methods (see `fast_path`).
+#[napi(module_exports)]
+pub fn install_fast_paths(exports: Object, env: Env) -> napi::Result<()> {
+    fast_path::install(&env, &exports)
 }
