@@ -445,7 +445,7 @@ test('receiveBatch resolves with up to max packets as soon as one is there, [] o
 })
 
 test('onPackets delivers every packet in order without a Promise per packet, and excludes receiveData', async () => {
-  const { sender, receiver, close } = pair({ capacity: 10_000 })
+  const { sender, receiver, close } = pair({ capacity: 10_000 }, { capacity: 10_000 })
   try {
     const seen = []
     let calls = 0

@@ -1,5 +1,5 @@
 //! Hand-written Node-API entry points for the two per-packet methods, `sendData` and
-//! `sendBatch`.
+//! `sendBatch`, and a JavaScript helper that lets `sendBatch` cross into native code once.
 //!
 //! The glue napi-rs generates around a `&self` method checks the class type tag, registers the
 //! borrow in a process-wide table behind a mutex and allocates its bookkeeping: about 3,500
@@ -10,13 +10,22 @@
 //! this thread (a thread-local set, filled by `start()`), then the very same Rust method as
 //! before. Anything unusual — `this` not a started UdpCom, a method borrowed onto another
 //! object — goes to the original napi-rs method, so behaviour and errors stay identical.
+//!
+//! `sendBatch` has a second per-packet cost: reading each array element through Node-API
+//! (`napi_get_element` sets up a try/catch scope per call: ~610 instructions, plus ~260 for
+//! `napi_get_typedarray_info`). A small JavaScript function, compiled once per environment,
+//! copies the packets into one reused byte buffer and their lengths into a reused Uint32Array
+//! in a JIT-compiled loop; the native side then reads two typed arrays. Anything unusual (a
+//! non-array, an element that is not a typed array, an empty or detached view) makes the helper
+//! step aside, and the element-by-element path checks and reports it. Where code cannot be
+//! compiled from strings (a locked-down Electron context), the helper is simply not used.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
 
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, TypedArray, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 
 use crate::UdpCom;
@@ -24,7 +33,7 @@ use crate::UdpCom;
 thread_local! {
     /// Addresses of the `UdpCom` objects of this thread that have been started.
     static LIVE: RefCell<HashSet<usize>> = RefCell::new(HashSet::new());
-    /// Per environment of this thread: the original napi-rs methods, for the slow path.
+    /// Per environment of this thread: the original napi-rs methods and the helper.
     /// References are never deleted: the environment frees them when it is torn down.
     static ORIGINALS: RefCell<Vec<(usize, Originals)>> = const { RefCell::new(Vec::new()) };
 }
@@ -33,7 +42,40 @@ thread_local! {
 struct Originals {
     send_data: sys::napi_ref,
     send_batch: sys::napi_ref,
+    /// The flattening helper, if it could be compiled.
+    flatten: Option<sys::napi_ref>,
 }
+
+/// Returns `undefined` (let the native side check element by element) or a reused object
+/// `{ bytes, lengths, count }`: the payloads back to back and their lengths.
+const FLATTEN_HELPER: &str = r#"(function () {
+  const MAX_KEPT = 16 * 1024 * 1024
+  const out = { bytes: new Uint8Array(65536), lengths: new Uint32Array(1024), count: 0 }
+  return function udpcomFlattenBatch(packets) {
+    if (!Array.isArray(packets)) return undefined
+    const count = packets.length
+    let total = 0
+    for (let i = 0; i < count; i++) {
+      const p = packets[i]
+      if (!ArrayBuffer.isView(p) || p instanceof DataView || p.byteLength === 0) return undefined
+      total += p.byteLength
+    }
+    if (out.lengths.length < count) out.lengths = new Uint32Array(Math.max(count, out.lengths.length * 2))
+    if (out.bytes.length < total || out.bytes.length > Math.max(MAX_KEPT, 4 * total)) {
+      out.bytes = new Uint8Array(Math.max(total, 65536))
+    }
+    let offset = 0
+    for (let i = 0; i < count; i++) {
+      const p = packets[i]
+      const bytes = p instanceof Uint8Array ? p : new Uint8Array(p.buffer, p.byteOffset, p.byteLength)
+      out.bytes.set(bytes, offset)
+      out.lengths[i] = bytes.byteLength
+      offset += bytes.byteLength
+    }
+    out.count = count
+    return out
+  }
+})()"#;
 
 /// Marks `udp` (the address napi-rs wrapped) as a live instance of this thread.
 pub fn register(udp: &UdpCom) -> usize {
@@ -47,21 +89,27 @@ pub fn unregister(address: usize) {
     LIVE.with(|live| live.borrow_mut().remove(&address));
 }
 
+fn create_reference(env: &Env, value: &Unknown<'_>) -> napi::Result<sys::napi_ref> {
+    let mut reference = ptr::null_mut();
+    // SAFETY: `value` is a live value of `env`; the reference is owned by the env.
+    napi::check_status!(unsafe { sys::napi_create_reference(env.raw(), value.raw(), 1, &mut reference) })?;
+    Ok(reference)
+}
+
 /// Replaces `UdpCom.prototype.sendData` and `sendBatch` with the fast entry points.
 pub fn install(env: &Env, exports: &Object) -> napi::Result<()> {
     // The class is a function; Object::from_unknown does not insist on typeof 'object'.
     let class = Object::from_unknown(exports.get_named_property::<Unknown>("UdpCom")?)?;
     let mut prototype: Object = class.get_named_property("prototype")?;
-    let original = |name: &str| -> napi::Result<sys::napi_ref> {
-        let function: Unknown = prototype.get_named_property(name)?;
-        let mut reference = ptr::null_mut();
-        // SAFETY: `function` is a live value of `env`; the reference is owned by the env.
-        napi::check_status!(unsafe { sys::napi_create_reference(env.raw(), function.raw(), 1, &mut reference) })?;
-        Ok(reference)
-    };
+    let original = |name: &str| create_reference(env, &prototype.get_named_property::<Unknown>(name)?);
+    let flatten = env
+        .run_script::<_, Unknown>(FLATTEN_HELPER)
+        .and_then(|helper| create_reference(env, &helper))
+        .ok();
     let originals = Originals {
         send_data: original("sendData")?,
         send_batch: original("sendBatch")?,
+        flatten,
     };
     ORIGINALS.with(|all| all.borrow_mut().push((env.raw() as usize, originals)));
     prototype.set_named_property("sendData", create_function(env, "sendData", send_data)?)?;
@@ -142,36 +190,67 @@ impl Call {
         unsafe { Unknown::from_raw_unchecked(self.env, self.argv[index]) }
     }
 
-    /// The second argument, or None when it is undefined or null (as napi-rs converts
-    /// `Option`).
+    /// An argument, or None when it is undefined or null (as napi-rs converts `Option`).
     fn optional_arg(&self, index: usize) -> Option<Unknown<'_>> {
         let arg = self.arg(index);
         (!matches!(arg.get_type(), Ok(ValueType::Undefined | ValueType::Null))).then_some(arg)
     }
 
-    /// Runs the original napi-rs method.
-    fn slow_path(&self, pick: fn(Originals) -> sys::napi_ref) -> sys::napi_value {
+    fn originals(&self) -> Option<Originals> {
         let key = self.env as usize;
-        let Some(reference) =
-            ORIGINALS.with(|all| all.borrow().iter().find(|(env, _)| *env == key).map(|(_, o)| pick(*o)))
-        else {
-            return ptr::null_mut();
-        };
+        ORIGINALS.with(|all| all.borrow().iter().find(|(env, _)| *env == key).map(|(_, o)| *o))
+    }
+
+    /// Calls the function behind `reference`; null if it threw (the exception stays pending).
+    fn call_function(
+        &self,
+        reference: sys::napi_ref,
+        this: sys::napi_value,
+        args: &[sys::napi_value],
+    ) -> sys::napi_value {
         let (mut function, mut result) = (ptr::null_mut(), ptr::null_mut());
-        // SAFETY: the reference belongs to this environment; arguments and `this` are its
-        // values. A throwing original leaves its exception pending for Node to rethrow.
+        // SAFETY: the reference belongs to this environment; `this` and `args` are its values.
         unsafe {
             sys::napi_get_reference_value(self.env, reference, &mut function);
-            sys::napi_call_function(
-                self.env,
-                self.this,
-                function,
-                self.argc,
-                self.argv.as_ptr(),
-                &mut result,
-            );
+            sys::napi_call_function(self.env, this, function, args.len(), args.as_ptr(), &mut result);
         }
         result
+    }
+
+    /// Runs the original napi-rs method; its exceptions stay pending for Node to rethrow.
+    fn slow_path(&self, pick: fn(Originals) -> sys::napi_ref) -> sys::napi_value {
+        match self.originals() {
+            Some(originals) => self.call_function(pick(originals), self.this, &self.argv[..self.argc.min(2)]),
+            None => ptr::null_mut(),
+        }
+    }
+
+    /// The packets as the JavaScript helper flattened them: payload bytes, their lengths and
+    /// how many. None when there is no helper or it stepped aside.
+    fn flattened(&self) -> Option<(TypedArray<'_>, TypedArray<'_>, usize)> {
+        let helper = self.originals()?.flatten?;
+        let mut undefined = ptr::null_mut();
+        // SAFETY: plain value creation in this environment.
+        unsafe { sys::napi_get_undefined(self.env, &mut undefined) };
+        let result = self.call_function(helper, undefined, &self.argv[..1]);
+        if result.is_null() {
+            // The helper threw (a throwing getter on the array): drop that, and let the
+            // element-by-element path meet the same getter and report it.
+            let mut exception = ptr::null_mut();
+            // SAFETY: clearing this environment's pending exception.
+            unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut exception) };
+            return None;
+        }
+        // SAFETY: a value of this environment.
+        let result = unsafe { Unknown::from_raw_unchecked(self.env, result) };
+        if result.get_type().ok()? != ValueType::Object {
+            return None;
+        }
+        let out = Object::from_unknown(result).ok()?;
+        let bytes: TypedArray = out.get_named_property_unchecked("bytes").ok()?;
+        let lengths: TypedArray = out.get_named_property_unchecked("lengths").ok()?;
+        let count: u32 = out.get_named_property_unchecked("count").ok()?;
+        Some((bytes, lengths, count as usize))
     }
 
     /// Converts the method's result, throwing its error.
@@ -189,6 +268,18 @@ impl Call {
         unsafe { napi::JsError::from(error).throw_into(self.env) };
         ptr::null_mut()
     }
+}
+
+/// Splits the flattened bytes into one slice per packet.
+fn split<'a>(bytes: &'a [u8], lengths: &[u8], count: usize) -> Option<Vec<&'a [u8]>> {
+    let mut offset = 0;
+    let mut payloads = Vec::with_capacity(count);
+    for length in lengths.chunks_exact(4).take(count) {
+        let length = u32::from_ne_bytes(length.try_into().ok()?) as usize;
+        payloads.push(bytes.get(offset..offset + length)?);
+        offset += length;
+    }
+    (payloads.len() == count).then_some(payloads)
 }
 
 unsafe extern "C" fn send_data(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
@@ -216,7 +307,14 @@ unsafe extern "C" fn send_batch(env: sys::napi_env, info: sys::napi_callback_inf
     };
     let env = Env::from_raw(env);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        udp.send_batch(env, call.arg(0), call.optional_arg(1))
+        let flattened = call.flattened();
+        match flattened
+            .as_ref()
+            .and_then(|(bytes, lengths, count)| split(bytes.arraybuffer.as_ref(), lengths.arraybuffer.as_ref(), *count))
+        {
+            Some(payloads) => udp.send_payloads(env, &payloads, call.optional_arg(1)),
+            None => udp.send_batch(env, call.arg(0), call.optional_arg(1)),
+        }
     }));
     call.finish(result)
 }
