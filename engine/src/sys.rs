@@ -25,6 +25,40 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// A message header with one iovec and, if given, a buffer for ancillary data.
+fn message_header(iov: &mut libc::iovec, control: Option<&mut [u64; CONTROL_WORDS]>) -> libc::mmsghdr {
+    // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
+    let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+    header.msg_hdr.msg_iov = iov;
+    header.msg_hdr.msg_iovlen = 1;
+    if let Some(control) = control {
+        header.msg_hdr.msg_controllen = std::mem::size_of_val(control);
+        header.msg_hdr.msg_control = control.as_mut_ptr().cast();
+    }
+    header
+}
+
+/// `recvmmsg(MSG_DONTWAIT | flags)` into `headers`, which must all be initialized and point
+/// at buffers that stay borrowed until this returns.
+fn recv_messages(
+    fd: BorrowedFd<'_>,
+    headers: &mut [MaybeUninit<libc::mmsghdr>],
+    flags: libc::c_int,
+) -> io::Result<usize> {
+    // SAFETY: per the contract above, every header is initialized and its pointers are valid
+    // for the duration of the call; a null timeout is allowed.
+    let received = check(unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            headers.as_mut_ptr().cast(),
+            headers.len() as u32,
+            libc::MSG_DONTWAIT | flags,
+            std::ptr::null_mut(),
+        )
+    })?;
+    Ok(received as usize)
+}
+
 /// Puts the calling thread under SCHED_FIFO at `priority`.
 pub fn set_fifo_priority(priority: i32) -> io::Result<()> {
     let param = libc::sched_param {
@@ -106,11 +140,7 @@ pub fn send_many(fd: BorrowedFd<'_>, payloads: &[&[u8]]) -> io::Result<usize> {
             iov_base: payloads[i].as_ptr() as *mut _,
             iov_len: payloads[i].len(),
         });
-        // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-        let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-        header.msg_hdr.msg_iov = iov;
-        header.msg_hdr.msg_iovlen = 1;
-        headers[i].write(header);
+        headers[i].write(message_header(iov, None));
     }
     // SAFETY: the first `count` headers are initialized and point at iovecs that point into
     // `payloads`; all of them live until the call returns. The kernel only reads payloads.
@@ -282,30 +312,14 @@ impl ErrQueueBatch {
         let mut scratch = [0u8; 1];
         let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; TX_STAMP_BATCH];
         let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; TX_STAMP_BATCH];
-        for i in 0..TX_STAMP_BATCH {
+        for (i, control) in self.control.iter_mut().enumerate() {
             let iov = iovecs[i].write(libc::iovec {
                 iov_base: scratch.as_mut_ptr().cast(),
                 iov_len: 0,
             });
-            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = std::mem::size_of_val(&self.control[i]);
-            headers[i].write(header);
+            headers[i].write(message_header(iov, Some(control)));
         }
-        // SAFETY: all headers are initialized and point into `scratch` (length 0) and
-        // `self.control`, borrowed for the whole call.
-        let received = check(unsafe {
-            libc::recvmmsg(
-                fd.as_raw_fd(),
-                headers.as_mut_ptr().cast(),
-                TX_STAMP_BATCH as u32,
-                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        })? as usize;
+        let received = recv_messages(fd, &mut headers, libc::MSG_ERRQUEUE)?;
         self.count = 0;
         for header in headers.iter().take(received) {
             // SAFETY: initialized above and filled in by the kernel.
@@ -384,31 +398,15 @@ impl RecvBatch {
     pub fn recv(&mut self, fd: BorrowedFd<'_>) -> io::Result<usize> {
         let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; RECV_BATCH];
         let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; RECV_BATCH];
-        for (i, chunk) in self.buffers.chunks_exact_mut(RECV_BUFFER).enumerate() {
+        let chunks = self.buffers.chunks_exact_mut(RECV_BUFFER);
+        for (i, (chunk, control)) in chunks.zip(self.control.iter_mut()).enumerate() {
             let iov = iovecs[i].write(libc::iovec {
                 iov_base: chunk.as_mut_ptr().cast(),
                 iov_len: RECV_BUFFER,
             });
-            // SAFETY: an all-zero mmsghdr is valid (null pointers, zero lengths).
-            let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            header.msg_hdr.msg_iov = iov;
-            header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
-            header.msg_hdr.msg_controllen = std::mem::size_of_val(&self.control[i]);
-            headers[i].write(header);
+            headers[i].write(message_header(iov, Some(control)));
         }
-        // SAFETY: all RECV_BATCH headers are initialized and point into `self.buffers` and
-        // `self.control`, which are borrowed mutably for the whole call; a null timeout is
-        // allowed.
-        let received = check(unsafe {
-            libc::recvmmsg(
-                fd.as_raw_fd(),
-                headers.as_mut_ptr().cast(),
-                RECV_BATCH as u32,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        })? as usize;
+        let received = recv_messages(fd, &mut headers, 0)?;
         for (i, header) in headers.iter().take(received).enumerate() {
             // SAFETY: initialized in the loop above; the kernel filled in lengths and flags.
             let header = unsafe { header.assume_init_ref() };
