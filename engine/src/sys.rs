@@ -38,15 +38,17 @@ fn message_header(iov: &mut libc::iovec, control: Option<&mut [u64; CONTROL_WORD
     header
 }
 
-/// `recvmmsg(MSG_DONTWAIT | flags)` into `headers`, which must all be initialized and point
-/// at buffers that stay borrowed until this returns.
-fn recv_messages(
+/// `recvmmsg(MSG_DONTWAIT | flags)` into `headers`.
+///
+/// # Safety
+/// Every header must be initialized, and the buffers it points at must stay valid (and not be
+/// otherwise accessed) until this returns.
+unsafe fn recv_messages(
     fd: BorrowedFd<'_>,
     headers: &mut [MaybeUninit<libc::mmsghdr>],
     flags: libc::c_int,
 ) -> io::Result<usize> {
-    // SAFETY: per the contract above, every header is initialized and its pointers are valid
-    // for the duration of the call; a null timeout is allowed.
+    // SAFETY: per the contract above; a null timeout is allowed.
     let received = check(unsafe {
         libc::recvmmsg(
             fd.as_raw_fd(),
@@ -319,7 +321,9 @@ impl ErrQueueBatch {
             });
             headers[i].write(message_header(iov, Some(control)));
         }
-        let received = recv_messages(fd, &mut headers, libc::MSG_ERRQUEUE)?;
+        // SAFETY: every header was initialized above and points into `scratch` (length 0) and
+        // `self.control`, both borrowed for the whole call.
+        let received = unsafe { recv_messages(fd, &mut headers, libc::MSG_ERRQUEUE) }?;
         self.count = 0;
         for header in headers.iter().take(received) {
             // SAFETY: initialized above and filled in by the kernel.
@@ -406,7 +410,9 @@ impl RecvBatch {
             });
             headers[i].write(message_header(iov, Some(control)));
         }
-        let received = recv_messages(fd, &mut headers, 0)?;
+        // SAFETY: every header was initialized above and points into `self.buffers` and
+        // `self.control`, borrowed mutably for the whole call.
+        let received = unsafe { recv_messages(fd, &mut headers, 0) }?;
         for (i, header) in headers.iter().take(received).enumerate() {
             // SAFETY: initialized in the loop above; the kernel filled in lengths and flags.
             let header = unsafe { header.assume_init_ref() };
