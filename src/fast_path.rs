@@ -28,6 +28,8 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, TypedArray, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 
+use crate::args;
+use crate::errors::OrThrow;
 use crate::UdpCom;
 
 thread_local! {
@@ -51,8 +53,18 @@ struct Originals {
 const FLATTEN_HELPER: &str = r#"(function () {
   const MAX_KEPT = 16 * 1024 * 1024
   const out = { bytes: new Uint8Array(65536), lengths: new Uint32Array(1024), count: 0 }
+  let busy = false
   return function udpcomFlattenBatch(packets) {
-    if (!Array.isArray(packets)) return undefined
+    // A getter that calls sendBatch again would share `out`: let that call take the slow path.
+    if (busy || !Array.isArray(packets)) return undefined
+    busy = true
+    try {
+      return flatten(packets)
+    } finally {
+      busy = false
+    }
+  }
+  function flatten(packets) {
     const count = packets.length
     let total = 0
     for (let i = 0; i < count; i++) {
@@ -196,6 +208,21 @@ impl Call {
         (!matches!(arg.get_type(), Ok(ValueType::Undefined | ValueType::Null))).then_some(arg)
     }
 
+    /// The length of argument `index` if it is an array (reading it runs no JavaScript).
+    fn array_length(&self, index: usize) -> Option<usize> {
+        let (mut is_array, mut length) = (false, 0u32);
+        // SAFETY: a value of this environment; both calls only inspect it.
+        unsafe {
+            if sys::napi_is_array(self.env, self.argv[index], &mut is_array) != sys::Status::napi_ok || !is_array {
+                return None;
+            }
+            if sys::napi_get_array_length(self.env, self.argv[index], &mut length) != sys::Status::napi_ok {
+                return None;
+            }
+        }
+        Some(length as usize)
+    }
+
     fn originals(&self) -> Option<Originals> {
         let key = self.env as usize;
         ORIGINALS.with(|all| all.borrow().iter().find(|(env, _)| *env == key).map(|(_, o)| *o))
@@ -307,12 +334,19 @@ unsafe extern "C" fn send_batch(env: sys::napi_env, info: sys::napi_callback_inf
     };
     let env = Env::from_raw(env);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Some(count) = call.array_length(0) else {
+            return udp.send_batch(env, call.arg(0), call.optional_arg(1));
+        };
+        // Timestamps first: reading them may run JavaScript (getters), which must not run
+        // while native code holds pointers into packet bytes.
+        let deadlines = args::timestamp_list(call.optional_arg(1), "timestampsNs", count).or_throw(&env)?;
         let flattened = call.flattened();
-        match flattened
-            .as_ref()
-            .and_then(|(bytes, lengths, count)| split(bytes.arraybuffer.as_ref(), lengths.arraybuffer.as_ref(), *count))
-        {
-            Some(payloads) => udp.send_payloads(env, &payloads, call.optional_arg(1)),
+        let payloads = flattened.as_ref().and_then(|(bytes, lengths, flat_count)| {
+            // A getter may have changed the array since it was measured: then start over.
+            (*flat_count == count).then(|| split(bytes.arraybuffer.as_ref(), lengths.arraybuffer.as_ref(), count))?
+        });
+        match payloads {
+            Some(payloads) => udp.queue_batch(env, &payloads, deadlines),
             None => udp.send_batch(env, call.arg(0), call.optional_arg(1)),
         }
     }));

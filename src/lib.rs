@@ -146,13 +146,13 @@ impl UdpCom {
     #[napi(ts_args_type = "packets: Uint8Array[], timestampsNs?: BigInt64Array | BigUint64Array | bigint[]")]
     pub fn send_batch(&self, env: Env, packets: Unknown, timestamps_ns: Option<Unknown>) -> napi::Result<u32> {
         let views = args::packet_list(packets, "packets").or_throw(&env)?;
+        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", views.len()).or_throw(&env)?;
         let payloads: Vec<&[u8]> = views.iter().map(|v| &*v.arraybuffer).collect();
-        self.send_payloads(env, &payloads, timestamps_ns)
+        self.queue_batch(env, &payloads, deadlines)
     }
 
-    /// The rest of sendBatch once the payloads are known (also used by `fast_path`).
-    fn send_payloads(&self, env: Env, payloads: &[&[u8]], timestamps_ns: Option<Unknown>) -> napi::Result<u32> {
-        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", payloads.len()).or_throw(&env)?;
+    /// Queues checked payloads with their deadlines (also used by `fast_path`).
+    fn queue_batch(&self, env: Env, payloads: &[&[u8]], deadlines: Vec<u64>) -> napi::Result<u32> {
         let batch: Vec<(&[u8], u64)> = payloads.iter().copied().zip(deadlines).collect();
         let queued = self.instance().engine.send_batch(&batch).or_throw(&env)?;
         Ok(queued as u32)
