@@ -12,14 +12,13 @@ use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::FunctionRef;
 use napi::bindgen_prelude::{Null, Unknown};
-use napi::CleanupEnvHook;
 use napi::Env;
 use udpcom_engine::clock::now_ns;
 use udpcom_engine::{Error, Notify, UdpEngine};
 
 use crate::convert::ReceivedPacket;
 use crate::errors::{js_error, OrThrow};
-use crate::napi_raw::Deferred;
+use crate::napi_raw::{CleanupHook, Deferred};
 use crate::notify::JsNotify;
 
 /// The instance as shared between the class object, its thread-safe function and its
@@ -67,7 +66,7 @@ pub struct Instance {
     referenced: bool,
     /// Stops the workers if the environment is torn down (worker thread terminated) while
     /// started.
-    cleanup_hook: Option<CleanupEnvHook<Weak<RefCell<Instance>>>>,
+    cleanup_hook: Option<CleanupHook<Weak<RefCell<Instance>>>>,
 }
 
 impl Instance {
@@ -105,7 +104,7 @@ impl Instance {
         }
         instance.engine.start(notify.clone()).or_throw(env)?;
         instance.notify = Some(notify);
-        let hook = env.add_env_cleanup_hook(Rc::downgrade(this), |weak| {
+        let hook = CleanupHook::add(env, Rc::downgrade(this), |weak| {
             // The environment is going away (worker terminated, process exiting): stop and
             // join the workers before the thread-safe function disappears. No JavaScript can
             // run now, so pending promises are left to the environment's teardown.
@@ -126,7 +125,7 @@ impl Instance {
         self.engine.stop();
         self.notify = None;
         if let Some(hook) = self.cleanup_hook.take() {
-            let _ = env.remove_env_cleanup_hook(hook);
+            let _ = hook.remove(env);
         }
         let error = Error::stopped(reason);
         for pending in self.receives.drain(..) {

@@ -1,7 +1,9 @@
 //! The few Node-API calls napi-rs does not wrap the way udpcom needs them: promises settled on
 //! the JavaScript thread without a thread-safe function per promise, BigInt reads without an
-//! allocation, and ref/unref of a thread-safe function. All of the binding's `unsafe` is here.
+//! allocation, ref/unref of a thread-safe function, and environment cleanup hooks that free
+//! their data when removed. All of the binding's `unsafe` is here.
 
+use std::ffi::c_void;
 use std::ptr;
 
 use napi::bindgen_prelude::{BigInt, FromNapiValue, ToNapiValue, Unknown};
@@ -82,4 +84,58 @@ pub fn set_tsfn_referenced(env: &Env, tsfn: sys::napi_threadsafe_function, refer
             sys::napi_unref_threadsafe_function(env.raw(), tsfn)
         }
     })
+}
+
+/// An environment cleanup hook (run when the environment is torn down: worker terminated,
+/// process exiting) that frees its data when it is removed.
+///
+/// napi-rs's `Env::remove_env_cleanup_hook` unregisters the hook but never frees the data it
+/// boxed, so every start()/stop() leaked a box and, through the `Weak` in it, the whole
+/// instance's allocation (about 1 KB per instance).
+pub struct CleanupHook<T: 'static>(*mut HookData<T>);
+
+struct HookData<T> {
+    /// Taken by the first (and only) run.
+    data: Option<T>,
+    run: fn(T),
+}
+
+unsafe extern "C" fn run_cleanup_hook<T: 'static>(arg: *mut c_void) {
+    // SAFETY: `arg` is the pointer `CleanupHook::add` registered; it stays allocated until
+    // `remove`, which unregisters the hook first, so it is live whenever Node runs the hook.
+    // The box is not freed here, so a later `remove` (a no-op for Node) cannot free it twice;
+    // a hook that ran leaks its small box once, at environment teardown.
+    let hook = unsafe { &mut *arg.cast::<HookData<T>>() };
+    if let Some(data) = hook.data.take() {
+        (hook.run)(data);
+    }
+}
+
+impl<T: 'static> CleanupHook<T> {
+    /// Registers `run(data)` to run when the environment is torn down.
+    pub fn add(env: &Env, data: T, run: fn(T)) -> Result<Self> {
+        let hook = Box::into_raw(Box::new(HookData { data: Some(data), run }));
+        // SAFETY: called on the JavaScript thread of the live `env`; `hook` is a valid pointer
+        // that stays allocated until `remove` (or forever, if the hook runs).
+        let status = unsafe { sys::napi_add_env_cleanup_hook(env.raw(), Some(run_cleanup_hook::<T>), hook.cast()) };
+        if status != sys::Status::napi_ok {
+            // SAFETY: not registered, so nothing else refers to `hook`.
+            drop(unsafe { Box::from_raw(hook) });
+        }
+        check_status!(status)?;
+        Ok(CleanupHook(hook))
+    }
+
+    /// Unregisters the hook and frees its data.
+    pub fn remove(self, env: &Env) -> Result<()> {
+        // SAFETY: called on the JavaScript thread of the live `env`, with the same function
+        // and pointer `add` registered.
+        check_status!(unsafe {
+            sys::napi_remove_env_cleanup_hook(env.raw(), Some(run_cleanup_hook::<T>), self.0.cast())
+        })?;
+        // SAFETY: Node no longer refers to the pointer (the hook is unregistered, or it already
+        // ran and only took the data out), and `self` is consumed, so it is freed exactly once.
+        drop(unsafe { Box::from_raw(self.0) });
+        Ok(())
+    }
 }
