@@ -2,12 +2,12 @@
 //! `config` module. Messages follow Node's wording ("The "data" argument must be ...
 //! Received type string ('abc')").
 
-use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
 use napi::{JsValue, ValueType};
 use udpcom_engine::config::{format_number, integer};
 use udpcom_engine::{Error, Options};
 
-use crate::napi_raw::{bigint_u64, U64};
+use crate::napi_raw::{bigint_u64, typed_array_detached, U64};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -127,11 +127,9 @@ fn bytes_named<'env>(value: Unknown<'env>, name: impl Fn() -> String) -> Result<
 }
 
 fn is_detached(view: &Unknown<'_>) -> bool {
-    Object::from_unknown(*view)
-        .and_then(|o| o.get_named_property::<Unknown>("buffer"))
-        .and_then(ArrayBuffer::from_unknown)
-        .and_then(|buffer| buffer.is_detached())
-        .unwrap_or(false)
+    // Asks the engine about the view's own ArrayBuffer rather than reading its `buffer`
+    // property, which a getter could override: no JavaScript runs here.
+    typed_array_detached(view).unwrap_or(false)
 }
 
 /// An optional `timestampNs` (bigint): 0 when omitted, meaning "as soon as possible".
@@ -181,14 +179,27 @@ pub fn optional_count(value: Option<Unknown<'_>>, name: &str, max: u64, default:
     }
 }
 
-/// `sendBatch`'s packets: an array of TypedArrays.
-pub fn packet_list<'env>(value: Unknown<'env>, name: &str) -> Result<Vec<TypedArray<'env>>> {
+/// `sendBatch`'s packets: an array of TypedArrays, checked. Returns the elements, not their
+/// bytes: reading the array (and the timestamps after it) may run JavaScript (getters), which
+/// could detach a buffer whose bytes were already borrowed; take them with [`packet_views`]
+/// once no more JavaScript can run.
+pub fn packet_list<'env>(value: Unknown<'env>, name: &str) -> Result<Vec<Unknown<'env>>> {
     let array = array(value, name, "an instance of Array")?;
     let len = array.get_array_length().map_err(napi_failure)?;
-    let mut views = Vec::with_capacity(len as usize);
+    let mut elements = Vec::with_capacity(len as usize);
     for i in 0..len {
         let element: Unknown = array.get_element(i).map_err(napi_failure)?;
-        views.push(bytes_named(element, || format!("{name}[{i}]"))?);
+        bytes_named(element, || format!("{name}[{i}]"))?;
+        elements.push(element);
+    }
+    Ok(elements)
+}
+
+/// The bytes of [`packet_list`]'s elements; runs no JavaScript.
+pub fn packet_views<'env>(elements: &[Unknown<'env>], name: &str) -> Result<Vec<TypedArray<'env>>> {
+    let mut views = Vec::with_capacity(elements.len());
+    for (i, element) in elements.iter().enumerate() {
+        views.push(bytes_named(*element, || format!("{name}[{i}]"))?);
     }
     Ok(views)
 }

@@ -73,6 +73,29 @@ pub fn bigint_u64(value: &Unknown<'_>) -> Result<U64> {
     Ok(if big.sign_bit { U64::Negative } else { U64::TooLarge })
 }
 
+/// Whether the ArrayBuffer under a TypedArray (the caller checked the type) is detached. Unlike
+/// reading the view's `buffer` property, this runs no JavaScript.
+pub fn typed_array_detached(view: &Unknown<'_>) -> Result<bool> {
+    let env = view.value().env;
+    let mut buffer = ptr::null_mut();
+    let mut detached = false;
+    // SAFETY: `view` is a live value of `env`; Node-API skips the null out-pointers, and
+    // `buffer` and `detached` are valid for writes.
+    unsafe {
+        check_status!(sys::napi_get_typedarray_info(
+            env,
+            view.raw(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut buffer,
+            ptr::null_mut(),
+        ))?;
+        check_status!(sys::napi_is_detached_arraybuffer(env, buffer, &mut detached))?;
+    }
+    Ok(detached)
+}
+
 /// Makes a thread-safe function keep the event loop alive (`referenced`) or not.
 pub fn set_tsfn_referenced(env: &Env, tsfn: sys::napi_threadsafe_function, referenced: bool) -> Result<()> {
     // SAFETY: called on the JavaScript thread that created `tsfn`, which its owner keeps alive
