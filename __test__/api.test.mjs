@@ -391,6 +391,9 @@ test('sendBatch queues in order with BigInt64Array, bigint[] or no timestamps, a
     const packets = await receiveMany(receiver, 5)
     assert.deepEqual(packets.map((p) => p.data.toString()), ['a', 'b', 'c', 'd', 'e'])
     assert.ok(packets[1].timestampNs >= t0 + MS)
+    // The sender frees ring slots just after the send call returns, which can be a moment
+    // after the receiver has the packets.
+    await sender.drain()
 
     const hour = now() + 3_600_000n * MS
     const ten = Array.from({ length: 10 }, (_, i) => Buffer.from([i]))
