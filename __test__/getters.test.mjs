@@ -23,3 +23,41 @@ test('sendBatch with getters that detach an already-read packet: a coded error, 
   assert.equal(r.queued, 20)
   assert.equal(r.sent, 20)
 })
+
+test('a getter or Proxy trap that throws: a coded error (a rejection for receiveData), never the raw exception or ERR_UDPCOM_INTERNAL', async () => {
+  // Regression: the getter's exception stayed pending, so receiveData/receiveBatch threw it
+  // synchronously (they are documented never to throw), and a throwing options getter
+  // surfaced as ERR_UDPCOM_INTERNAL ("a bug").
+  const { UdpCom } = await import('./helpers.mjs')
+  const trap = () => new Proxy({}, { get() { throw new Error('trap') } })
+  const throwingArray = () => {
+    const array = []
+    Object.defineProperty(array, '0', { get() { throw new Error('getter') }, enumerable: true })
+    array.length = 1
+    return array
+  }
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { get capacity() { throw new Error('getter') } }), {
+    name: 'TypeError',
+    code: 'ERR_INVALID_ARG_VALUE',
+    message: /"options.capacity" property could not be read. Received an exception: getter/,
+  })
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, trap()), { code: 'ERR_INVALID_ARG_VALUE' })
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9)
+  udp.initSocket()
+  udp.start()
+  try {
+    let pending
+    assert.doesNotThrow(() => { pending = udp.receiveData(trap()) })
+    await assert.rejects(pending, { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.doesNotThrow(() => { pending = udp.receiveBatch(trap()) })
+    await assert.rejects(pending, { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => udp.sendData(trap()), { code: 'ERR_INVALID_ARG_TYPE' })
+    assert.throws(() => udp.sendBatch(throwingArray()), { code: 'ERR_INVALID_ARG_VALUE', message: /"packets\[0\]"/ })
+    assert.throws(() => udp.sendBatch([Buffer.from('x')], throwingArray()), { code: 'ERR_INVALID_ARG_VALUE', message: /"timestampsNs\[0\]"/ })
+    assert.equal(udp.getPacketStats().nPacketsQueued, 0)
+    // Nothing is left pending: the next call works normally.
+    assert.equal(udp.sendData(Buffer.from('fine')), true)
+  } finally {
+    udp.closeSocket()
+  }
+})

@@ -6,7 +6,7 @@
 use std::ffi::c_void;
 use std::ptr;
 
-use napi::bindgen_prelude::{BigInt, FromNapiValue, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{BigInt, FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{check_status, sys, Env, JsValue, Result};
 
 /// A promise's resolver, used only on the JavaScript thread that created it.
@@ -94,6 +94,35 @@ pub fn typed_array_detached(view: &Unknown<'_>) -> Result<bool> {
         check_status!(sys::napi_is_detached_arraybuffer(env, buffer, &mut detached))?;
     }
     Ok(detached)
+}
+
+/// Clears the JavaScript exception pending in `env`, if any (a getter or Proxy trap of an
+/// argument threw), and returns its message.
+pub fn take_exception_message(env: sys::napi_env) -> Option<String> {
+    let mut pending = false;
+    let mut exception = ptr::null_mut();
+    // SAFETY: `env` is the live environment of the calling (JavaScript) thread; the
+    // out-pointers are valid for writes.
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) != sys::Status::napi_ok || !pending {
+            return None;
+        }
+        if sys::napi_get_and_clear_last_exception(env, &mut exception) != sys::Status::napi_ok {
+            return None;
+        }
+    }
+    // SAFETY: `exception` was just returned by Node-API for this environment.
+    let exception = unsafe { Unknown::from_raw_unchecked(env, exception) };
+    // Reading `message` may itself run JavaScript that throws; then there is no message.
+    let message = Object::from_unknown(exception)
+        .and_then(|o| o.get_named_property::<String>("message"))
+        .ok();
+    if message.is_none() {
+        let mut ignored = ptr::null_mut();
+        // SAFETY: as above; drops whatever reading the message threw.
+        unsafe { sys::napi_get_and_clear_last_exception(env, &mut ignored) };
+    }
+    message
 }
 
 /// Makes a thread-safe function keep the event loop alive (`referenced`) or not.
