@@ -25,6 +25,19 @@ test('1,000 cycles of create/initSocket/start/stop/closeSocket leave no threads,
   assert.ok(r.after.rssMb - r.before.rssMb < 16, `RSS grew by ${(r.after.rssMb - r.before.rssMb).toFixed(1)} MB`)
 })
 
+test('garbage collection of 20 running, unreferenced instances stops their threads and settles their promises', async () => {
+  const { code, stdout, stderr } = await runNode(['--expose-gc', child, 'gc-many'])
+  assert.equal(code, 0, stderr)
+  const r = JSON.parse(stdout)
+  assert.equal(r.during, 20)
+  assert.equal(r.after, 0)
+  // Each drain and receive either finished before the collection or was rejected by it.
+  const total = Object.values(r.outcomes).reduce((a, b) => a + b, 0)
+  assert.equal(total, 30)
+  assert.deepEqual(Object.keys(r.outcomes).filter((o) => o !== 'resolved' && o !== 'ERR_UDPCOM_STOPPED'), [])
+  assert.ok((r.outcomes.ERR_UDPCOM_STOPPED ?? 0) >= 10, JSON.stringify(r.outcomes))
+})
+
 test('closed instances that JavaScript still references hold no file descriptor', async () => {
   // Regression: closeSocket() kept the receiver's eventfd until garbage collection.
   const { code, stdout, stderr } = await runNode([child, 'closed-kept', '300'])
