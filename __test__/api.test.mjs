@@ -391,7 +391,8 @@ test('sendBatch queues in order with BigInt64Array, bigint[] or no timestamps, a
     const packets = await receiveMany(receiver, 5)
     assert.deepEqual(packets.map((p) => p.data.toString()), ['a', 'b', 'c', 'd', 'e'])
     assert.ok(packets[1].timestampNs >= t0 + MS)
-    // A packet can reach the receiver before the sender has released its slot.
+    // The sender frees ring slots just after the send call returns, which can be a moment
+    // after the receiver has the packets.
     await sender.drain()
 
     const hour = now() + 3_600_000n * MS

@@ -89,3 +89,57 @@ export function runNode(args, { timeoutMs = 20_000, env = {}, uid } = {}) {
     })
   })
 }
+
+/**
+ * Starts a node script (or any command with `command`) and returns at once:
+ * `waitFor(regex, ms)` resolves with the first stdout line matching `regex` (rejects after
+ * `ms`), `exited` resolves like runNode's result, `kill(signal)` signals it. The child is
+ * SIGKILLed after `timeoutMs` so nothing outlives the test.
+ */
+export function startNode(args, { timeoutMs = 30_000, env = {}, command = process.execPath } = {}) {
+  const started = Date.now()
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  const watchers = new Set()
+  child.stdout.on('data', (d) => {
+    stdout += d
+    for (const w of watchers) w()
+  })
+  child.stderr.on('data', (d) => { stderr += d })
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+  const exited = new Promise((resolve) => {
+    child.on('exit', (code, signal) => {
+      clearTimeout(killer)
+      for (const w of watchers) w()
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started })
+    })
+  })
+  const waitFor = (regex, ms = 10_000) => new Promise((resolve, reject) => {
+    const check = () => {
+      const line = stdout.split('\n').find((l) => regex.test(l))
+      if (line !== undefined) done(resolve, line)
+      else if (child.exitCode !== null || child.signalCode !== null) {
+        done(reject, new Error(`exited before printing ${regex}\n${stdout}\n${stderr}`))
+      }
+    }
+    const timer = setTimeout(() => done(reject, new Error(`no ${regex} within ${ms} ms\n${stdout}\n${stderr}`)), ms)
+    const done = (settle, value) => {
+      clearTimeout(timer)
+      watchers.delete(check)
+      settle(value)
+    }
+    watchers.add(check)
+    check()
+  })
+  return { child, waitFor, exited, kill: (signal) => child.kill(signal), output: () => ({ stdout, stderr }) }
+}
+
+/** Polls `condition` every few ms until it is true; rejects after `ms`. */
+export async function until(condition, ms, what = 'condition') {
+  const deadline = Date.now() + ms
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}

@@ -2,12 +2,12 @@
 //! `config` module. Messages follow Node's wording ("The "data" argument must be ...
 //! Received type string ('abc')").
 
-use napi::bindgen_prelude::{ArrayBuffer, FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
 use napi::{JsValue, ValueType};
 use udpcom_engine::config::{format_number, integer};
 use udpcom_engine::{Error, Options};
 
-use crate::napi_raw::{bigint_u64, U64};
+use crate::napi_raw::{bigint_u64, take_exception_message, typed_array_detached, U64};
 
 type Result<T> = std::result::Result<T, Error>;
 
@@ -15,6 +15,14 @@ type Result<T> = std::result::Result<T, Error>;
 /// engine error.
 fn napi_failure(error: napi::Error) -> Error {
     Error::internal(format!("Node-API call failed: {error}"))
+}
+
+/// A property or element of an argument could not be read because JavaScript it ran (a
+/// getter, a Proxy trap) threw. The exception is cleared, so that the caller's coded error is
+/// what JavaScript sees (thrown, or as a rejection for receiveData), and its message is kept.
+fn unreadable(env: napi::sys::napi_env, what: &str) -> Error {
+    let message = take_exception_message(env).unwrap_or_else(|| "an exception".into());
+    Error::invalid_arg_value(what, "could not be read", format!("an exception: {message}"))
 }
 
 fn type_of(value: &Unknown<'_>) -> ValueType {
@@ -49,7 +57,15 @@ pub fn describe(value: &Unknown<'_>) -> String {
         ValueType::Object => Object::from_unknown(*value)
             .and_then(|o| o.get_named_property::<Unknown>("constructor"))
             .and_then(|c| Object::from_unknown(c)?.get_named_property::<String>("name"))
-            .map_or_else(|_| "an object".into(), |name| format!("an instance of {name}")),
+            .map_or_else(
+                |_| {
+                    // A getter or Proxy trap threw: only a message depends on it, so drop the
+                    // exception rather than let it replace the error being built.
+                    take_exception_message(value.value().env);
+                    "an object".into()
+                },
+                |name| format!("an instance of {name}"),
+            ),
         _ => "an unknown value".into(),
     }
 }
@@ -127,11 +143,9 @@ fn bytes_named<'env>(value: Unknown<'env>, name: impl Fn() -> String) -> Result<
 }
 
 fn is_detached(view: &Unknown<'_>) -> bool {
-    Object::from_unknown(*view)
-        .and_then(|o| o.get_named_property::<Unknown>("buffer"))
-        .and_then(ArrayBuffer::from_unknown)
-        .and_then(|buffer| buffer.is_detached())
-        .unwrap_or(false)
+    // Asks the engine about the view's own ArrayBuffer rather than reading its `buffer`
+    // property, which a getter could override: no JavaScript runs here.
+    typed_array_detached(view).unwrap_or(false)
 }
 
 /// An optional `timestampNs` (bigint): 0 when omitted, meaning "as soon as possible".
@@ -181,14 +195,29 @@ pub fn optional_count(value: Option<Unknown<'_>>, name: &str, max: u64, default:
     }
 }
 
-/// `sendBatch`'s packets: an array of TypedArrays.
-pub fn packet_list<'env>(value: Unknown<'env>, name: &str) -> Result<Vec<TypedArray<'env>>> {
+/// `sendBatch`'s packets: an array of TypedArrays, checked. Returns the elements, not their
+/// bytes: reading the array (and the timestamps after it) may run JavaScript (getters), which
+/// could detach a buffer whose bytes were already borrowed; take them with [`packet_views`]
+/// once no more JavaScript can run.
+pub fn packet_list<'env>(value: Unknown<'env>, name: &str) -> Result<Vec<Unknown<'env>>> {
     let array = array(value, name, "an instance of Array")?;
     let len = array.get_array_length().map_err(napi_failure)?;
-    let mut views = Vec::with_capacity(len as usize);
+    let mut elements = Vec::with_capacity(len as usize);
     for i in 0..len {
-        let element: Unknown = array.get_element(i).map_err(napi_failure)?;
-        views.push(bytes_named(element, || format!("{name}[{i}]"))?);
+        let element: Unknown = array
+            .get_element(i)
+            .map_err(|_| unreadable(value.value().env, &label(&format!("{name}[{i}]"))))?;
+        bytes_named(element, || format!("{name}[{i}]"))?;
+        elements.push(element);
+    }
+    Ok(elements)
+}
+
+/// The bytes of [`packet_list`]'s elements; runs no JavaScript.
+pub fn packet_views<'env>(elements: &[Unknown<'env>], name: &str) -> Result<Vec<TypedArray<'env>>> {
+    let mut views = Vec::with_capacity(elements.len());
+    for (i, element) in elements.iter().enumerate() {
+        views.push(bytes_named(*element, || format!("{name}[{i}]"))?);
     }
     Ok(views)
 }
@@ -238,7 +267,9 @@ pub fn timestamp_list(value: Option<Unknown<'_>>, name: &str, count: usize) -> R
             let len = array.get_array_length().map_err(napi_failure)?;
             let mut timestamps = Vec::with_capacity(len as usize);
             for i in 0..len {
-                let element: Unknown = array.get_element(i).map_err(napi_failure)?;
+                let element: Unknown = array
+                    .get_element(i)
+                    .map_err(|_| unreadable(value.value().env, &label(&format!("{name}[{i}]"))))?;
                 timestamps.push(timestamp(Some(element), &format!("{name}[{i}]"))?);
             }
             timestamps
@@ -286,7 +317,9 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         return Err(wrong_type("options", "of type object", &value));
     }
     let object = Object::from_unknown(value).map_err(napi_failure)?;
-    let names = object.get_property_names().map_err(napi_failure)?;
+    let names = object
+        .get_property_names()
+        .map_err(|_| unreadable(value.value().env, &label("options")))?;
     for i in 0..names.get_array_length().map_err(napi_failure)? {
         let name: String = names.get_element(i).map_err(napi_failure)?;
         if !OPTION_NAMES.contains(&name.as_str()) {
@@ -298,7 +331,9 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         }
     }
     let field = |name: &str| -> Result<Option<Unknown<'_>>> {
-        let v: Unknown = object.get_named_property(name).map_err(napi_failure)?;
+        let v: Unknown = object
+            .get_named_property(name)
+            .map_err(|_| unreadable(value.value().env, &label(&format!("options.{name}"))))?;
         Ok((type_of(&v) != ValueType::Undefined).then_some(v))
     };
     let num =

@@ -12,14 +12,13 @@ use std::rc::{Rc, Weak};
 
 use napi::bindgen_prelude::FunctionRef;
 use napi::bindgen_prelude::{Null, Unknown};
-use napi::CleanupEnvHook;
 use napi::Env;
 use udpcom_engine::clock::now_ns;
 use udpcom_engine::{Error, Notify, UdpEngine};
 
 use crate::convert::ReceivedPacket;
 use crate::errors::{js_error, OrThrow};
-use crate::napi_raw::Deferred;
+use crate::napi_raw::{CleanupHook, Deferred};
 use crate::notify::JsNotify;
 
 /// The instance as shared between the class object, its thread-safe function and its
@@ -67,7 +66,7 @@ pub struct Instance {
     referenced: bool,
     /// Stops the workers if the environment is torn down (worker thread terminated) while
     /// started.
-    cleanup_hook: Option<CleanupEnvHook<Weak<RefCell<Instance>>>>,
+    cleanup_hook: Option<CleanupHook<Weak<RefCell<Instance>>>>,
     /// The address registered with `fast_path` by start(), removed when collected.
     pub fast_path_address: Option<usize>,
 }
@@ -92,10 +91,14 @@ impl Instance {
         let weak = Rc::downgrade(this);
         let notify = JsNotify::new(env, move |env| {
             if let Some(instance) = weak.upgrade() {
-                if let Ok(mut instance) = instance.try_borrow_mut() {
-                    instance.engine.begin_notification();
-                    instance.pump(env);
+                if let Ok(mut borrowed) = instance.try_borrow_mut() {
+                    borrowed.engine.begin_notification();
+                    borrowed.pump(env);
+                } else {
+                    return;
                 }
+                // Not borrowed while JavaScript runs: the callback may call any method.
+                Instance::call_listener(&instance, env);
             }
         })?;
         let mut instance = this.borrow_mut();
@@ -104,7 +107,7 @@ impl Instance {
         }
         instance.engine.start(notify.clone()).or_throw(env)?;
         instance.notify = Some(notify);
-        let hook = env.add_env_cleanup_hook(Rc::downgrade(this), |weak| {
+        let hook = CleanupHook::add(env, Rc::downgrade(this), |weak| {
             // The environment is going away (worker terminated, process exiting): stop and
             // join the workers before the thread-safe function disappears. No JavaScript can
             // run now, so pending promises are left to the environment's teardown.
@@ -125,7 +128,7 @@ impl Instance {
         self.engine.stop();
         self.notify = None;
         if let Some(hook) = self.cleanup_hook.take() {
-            let _ = env.remove_env_cleanup_hook(hook);
+            let _ = hook.remove(env);
         }
         let error = Error::stopped(reason);
         for pending in self.receives.drain(..) {
@@ -246,7 +249,6 @@ impl Instance {
     /// Settles whatever can be settled now: packets to waiting receives (in call order),
     /// expired receive timeouts, reached drains; then tells the engine what to wake us for.
     pub fn pump(&mut self, env: &Env) {
-        self.call_listener(env);
         loop {
             while !self.receives.is_empty() && self.engine.received_count() > 0 {
                 let pending = self.receives.pop_front().expect("not empty");
@@ -325,19 +327,27 @@ impl Instance {
     }
 
     /// Hands queued packets to the `onPackets` callback, a bounded number of times per wake.
-    fn call_listener(&mut self, env: &Env) {
-        let Some(listener) = &self.listener else { return };
-        let max_batch = listener.max_batch;
+    /// The instance is borrowed only to take the packets, never while the callback runs, so
+    /// the callback may call any method of the instance (getPacketStats, onPackets(null),
+    /// closeSocket, ...).
+    fn call_listener(this: &SharedInstance, env: &Env) {
         for _ in 0..CALLBACKS_PER_WAKE {
-            if self.engine.received_count() == 0 {
-                return;
-            }
-            let Some(listener) = &self.listener else { return };
-            let Ok(callback) = listener.callback.borrow_back(env) else {
-                return;
-            };
-            let Ok(packets) = self.take_packets(env, max_batch) else {
-                return;
+            let (callback, packets) = {
+                let Ok(mut instance) = this.try_borrow_mut() else {
+                    return;
+                };
+                let Some(listener) = &instance.listener else { return };
+                let max_batch = listener.max_batch;
+                let Ok(callback) = listener.callback.borrow_back(env) else {
+                    return;
+                };
+                if instance.engine.received_count() == 0 {
+                    return;
+                }
+                let Ok(packets) = instance.take_packets(env, max_batch) else {
+                    return;
+                };
+                (callback, packets)
             };
             if callback.call(packets).is_err() {
                 // The callback threw: the exception stays pending and becomes an uncaught
@@ -345,8 +355,10 @@ impl Instance {
                 return;
             }
         }
-        if self.engine.received_count() > 0 {
-            self.wake_soon();
+        if let Ok(mut instance) = this.try_borrow_mut() {
+            if instance.listener.is_some() && instance.engine.received_count() > 0 {
+                instance.wake_soon();
+            }
         }
     }
 }

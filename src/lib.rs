@@ -145,8 +145,10 @@ impl UdpCom {
     /// does not fit. Every argument is checked before anything is queued.
     #[napi(ts_args_type = "packets: Uint8Array[], timestampsNs?: BigInt64Array | BigUint64Array | bigint[]")]
     pub fn send_batch(&self, env: Env, packets: Unknown, timestamps_ns: Option<Unknown>) -> napi::Result<u32> {
-        let views = args::packet_list(packets, "packets").or_throw(&env)?;
-        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", views.len()).or_throw(&env)?;
+        let elements = args::packet_list(packets, "packets").or_throw(&env)?;
+        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", elements.len()).or_throw(&env)?;
+        // Bytes last: the reads above may run getters that detach a buffer.
+        let views = args::packet_views(&elements, "packets").or_throw(&env)?;
         let payloads: Vec<&[u8]> = views.iter().map(|v| &*v.arraybuffer).collect();
         self.queue_batch(env, &payloads, deadlines)
     }

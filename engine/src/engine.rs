@@ -594,6 +594,9 @@ impl UdpEngine {
         self.send = None;
         self.recv = None;
         self.tx_stamps = None;
+        // The receiver's eventfd too: a closed instance that JavaScript still references
+        // (or that is not collected yet) must not hold a file descriptor.
+        self.wake_fd = None;
         self.state = State::Closed;
         Ok(())
     }

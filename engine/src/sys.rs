@@ -73,8 +73,9 @@ pub fn set_fifo_priority(priority: i32) -> io::Result<()> {
 /// The scheduling policy and priority of the calling thread (`libc::SCHED_FIFO`, 80).
 pub fn current_scheduling() -> io::Result<(i32, i32)> {
     let mut param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: plain calls on the calling thread; `param` is a valid out-pointer.
+    // SAFETY: a plain call about the calling thread (pid 0), no pointers.
     let policy = check(unsafe { libc::sched_getscheduler(0) })?;
+    // SAFETY: about the calling thread; `param` is a valid out-pointer for the call.
     check(unsafe { libc::sched_getparam(0, &mut param) })?;
     Ok((policy, param.sched_priority))
 }
