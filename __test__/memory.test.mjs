@@ -25,3 +25,4 @@ test('lockMemory values are checked', () => {
   assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { lockMemory: 'heap' }), { code: 'ERR_INVALID_ARG_VALUE' })
   assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { lockMemory: 1 }), { code: 'ERR_INVALID_ARG_TYPE' })
 })
+

@@ -69,6 +69,8 @@ pub struct Instance {
     cleanup_hook: Option<CleanupHook<Weak<RefCell<Instance>>>>,
     /// The address registered with `fast_path` by start(), removed when collected.
     pub fast_path_address: Option<usize>,
+    /// Native memory last reported to V8 with napi_adjust_external_memory.
+    reported_memory: i64,
 }
 
 impl Instance {
@@ -83,6 +85,7 @@ impl Instance {
             referenced: true,
             cleanup_hook: None,
             fast_path_address: None,
+            reported_memory: 0,
         }))
     }
 
@@ -121,6 +124,16 @@ impl Instance {
         })?;
         instance.cleanup_hook = Some(hook);
         Ok(())
+    }
+
+    /// Tells V8 how much native memory the instance holds (rings can be hundreds of MB), so that
+    /// unreachable instances are collected as promptly as their size deserves. `bytes`: what
+    /// the instance holds now (None: what the engine reports).
+    pub fn report_memory(&mut self, env: &Env, bytes: Option<usize>) {
+        let bytes = bytes.unwrap_or_else(|| self.engine.memory_bytes()) as i64;
+        if bytes != self.reported_memory && env.adjust_external_memory(bytes - self.reported_memory).is_ok() {
+            self.reported_memory = bytes;
+        }
     }
 
     /// Stops the workers and rejects every pending promise with ERR_UDPCOM_STOPPED.

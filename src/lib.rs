@@ -124,7 +124,9 @@ impl UdpCom {
     pub fn start(&self, env: Env) -> napi::Result<()> {
         Instance::start(&self.instance, &env)?;
         let address = fast_path::register(self);
-        self.instance().fast_path_address = Some(address);
+        let mut instance = self.instance();
+        instance.fast_path_address = Some(address);
+        instance.report_memory(&env, None);
         Ok(())
     }
 
@@ -259,7 +261,9 @@ impl UdpCom {
         instance.engine.check_open().or_throw(&env)?;
         instance.stop(&env, "closeSocket() was called");
         instance.clear_listener();
-        instance.engine.close().or_throw(&env)
+        instance.engine.close().or_throw(&env)?;
+        instance.report_memory(&env, None);
+        Ok(())
     }
 
     /// Lets a started instance keep the process alive (the default).
@@ -287,6 +291,7 @@ impl ObjectFinalize for UdpCom {
                 fast_path::unregister(address);
             }
             instance.stop(&env, "the UdpCom instance was garbage-collected");
+            instance.report_memory(&env, Some(0));
         }
         Ok(())
     }

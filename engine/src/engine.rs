@@ -614,6 +614,18 @@ impl UdpEngine {
         Ok(stats)
     }
 
+    /// Native memory this instance holds for its rings and buffers (so that the binding can
+    /// tell the JavaScript garbage collector about it).
+    pub fn memory_bytes(&self) -> usize {
+        const RECV_BUFFERS: usize = crate::sys::RECV_BATCH * crate::sys::RECV_BUFFER;
+        let send = self.send.as_ref().map_or(0, |side| side.producer.memory_bytes());
+        let recv = self
+            .recv
+            .as_ref()
+            .map_or(0, |side| side.consumer.memory_bytes() + RECV_BUFFERS);
+        send + recv
+    }
+
     /// What timestamping is asked for, possible and in use; fails before initSocket().
     pub fn timestamping_info(&self) -> Result<TimestampingInfo> {
         self.check_open()?;

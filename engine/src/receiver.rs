@@ -158,13 +158,17 @@ impl Receiver {
             }
             dropped_total = ancillary.dropped_total.or(dropped_total);
         }
-        path.ring.publish();
+        // Count before publishing: the JavaScript thread acquires the ring's head before it
+        // delivers a packet, so whatever it has delivered is already counted as received.
         bump(&counters.packets_received, count as u64);
         bump(&counters.bytes_received, bytes);
-        bump(&counters.recv_ring_overflow, overflow);
+        // Release: a reader that sees this overflow also sees the received count above.
+        let overflowed = counters.recv_ring_overflow.load(Ordering::Relaxed) + overflow;
+        counters.recv_ring_overflow.store(overflowed, Ordering::Release);
         if let Some(total) = dropped_total {
             counters.kernel_drops.store(total as u64, Ordering::Relaxed);
         }
+        path.ring.publish();
         // Pairs with the fence in `UdpEngine::wait_for_receive`.
         fence(Ordering::SeqCst);
         if shared.rx_waiting.load(Ordering::Relaxed) {

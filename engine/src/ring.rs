@@ -131,6 +131,11 @@ impl<M> Ring<M> {
         }
     }
 
+    /// Bytes the ring owns.
+    fn memory_bytes(&self) -> usize {
+        self.arena.len() + self.slots.len() * std::mem::size_of::<Slot<M>>()
+    }
+
     /// Start and length of the memory the ring owns, for `mlock`.
     fn regions(&self) -> [(*const u8, usize); 2] {
         [
@@ -223,6 +228,11 @@ impl<M: Copy> Producer<M> {
     pub fn regions(&self) -> [(*const u8, usize); 2] {
         self.ring.regions()
     }
+
+    /// Bytes the ring owns (slots and payload arena).
+    pub fn memory_bytes(&self) -> usize {
+        self.ring.memory_bytes()
+    }
 }
 
 /// A packet borrowed from the ring until the consumer releases it.
@@ -300,6 +310,11 @@ impl<M: Copy> Consumer<M> {
     /// Packets released so far (monotonic).
     pub fn released(&self) -> u64 {
         self.tail
+    }
+
+    /// Bytes the ring owns (slots and payload arena).
+    pub fn memory_bytes(&self) -> usize {
+        self.ring.memory_bytes()
     }
 }
 

@@ -360,8 +360,10 @@ impl Counters {
         let packets_sent = read(&tx.packets_sent);
         let send_errors = read(&tx.send_errors);
         let packets_discarded = read(&js.packets_discarded);
+        // Overflow before received (Acquire, pairing with the receiver's Release): every
+        // overflowed or delivered datagram is then already in the received count.
+        let recv_ring_overflow = rx.recv_ring_overflow.load(Ordering::Acquire);
         let packets_received = read(&rx.packets_received);
-        let recv_ring_overflow = read(&rx.recv_ring_overflow);
         let packets_delivered = read(&js.packets_delivered);
         let recv_discarded = read(&js.recv_discarded);
         Stats {

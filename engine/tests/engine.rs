@@ -305,3 +305,27 @@ fn send_errors_are_counted_when_nobody_listens() {
     assert!(stats.send_errors > 0);
     assert_eq!(stats.last_error.unwrap().code, "ECONNREFUSED");
 }
+
+#[test]
+fn memory_bytes_counts_the_rings_until_close() {
+    let mut e = engine(
+        9,
+        Options {
+            capacity: Some(100_000.0),
+            direction: Some(0.0),
+            ..Default::default()
+        },
+    );
+    assert_eq!(e.memory_bytes(), 0, "nothing before the first start");
+    e.start(Arc::new(TestNotify::default())).unwrap();
+    // 100,000 × 512 bytes of arena plus 2^17 slots of 32 bytes.
+    assert_eq!(e.memory_bytes(), 100_000 * 512 + (1 << 17) * 32);
+    e.stop();
+    assert_eq!(
+        e.memory_bytes(),
+        100_000 * 512 + (1 << 17) * 32,
+        "kept for the next start"
+    );
+    e.close().unwrap();
+    assert_eq!(e.memory_bytes(), 0);
+}
