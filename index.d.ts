@@ -155,10 +155,12 @@ export interface PacketStats {
   /** Received packets thrown away by stop() before JavaScript read them. */
   nRecvDiscarded: number
   /**
-   * Pauses of SCHED_FIFO workers (1 ms each) that keep them clear of the kernel's RT
-   * throttling; non-zero means the sender had no time to sleep between packets.
+   * Times a SCHED_FIFO worker that had no time to sleep for 9 ms of 10 continued under normal
+   * scheduling for a while, to stay clear of the kernel's RT throttling (it returns to
+   * SCHED_FIFO before its next long sleep). Non-zero means packets came faster than the
+   * spin window: the sender spun from one to the next.
    */
-  nRtPauses: number
+  nRtDemotions: number
   /** Sender spin loops that lost the CPU for more than 200 µs (preemption, throttling, VM). */
   nStalls: number
   /** Spin window the sender uses now, ns (spinNs, or the adaptive window). */

@@ -120,9 +120,11 @@ pub struct PacketStats {
     pub recv_queue_length: f64,
     /// Received packets thrown away by stop() before JavaScript read them.
     pub n_recv_discarded: f64,
-    /// Pauses of SCHED_FIFO workers (1 ms each) that keep them clear of the kernel's RT
-    /// throttling; non-zero means the sender had no time to sleep between packets.
-    pub n_rt_pauses: f64,
+    /// Times a SCHED_FIFO worker that had no time to sleep for 9 ms of 10 continued under normal
+    /// scheduling for a while, to stay clear of the kernel's RT throttling (it returns to
+    /// SCHED_FIFO before its next long sleep). Non-zero means packets came faster than the
+    /// spin window: the sender spun from one to the next.
+    pub n_rt_demotions: f64,
     /// Sender spin loops that lost the CPU for more than 200 µs (preemption, throttling, VM).
     pub n_stalls: f64,
     /// Spin window the sender uses now, ns (spinNs, or the adaptive window).
@@ -185,7 +187,7 @@ impl From<Stats> for PacketStats {
             n_packets_delivered: n(s.packets_delivered),
             recv_queue_length: n(s.recv_queue_length),
             n_recv_discarded: n(s.recv_discarded),
-            n_rt_pauses: n(s.rt_pauses),
+            n_rt_demotions: n(s.rt_demotions),
             n_stalls: n(s.stalls),
             spin_window_ns: n(s.spin_window_ns),
             n_tx_timestamps: n(s.tx_timestamps),

@@ -26,6 +26,10 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// keeps `stop()` well under its 100 ms promise even when the next packet is due in an hour.
 pub const MAX_SLEEP_CHUNK_NS: u64 = 20_000_000;
 
+/// Under SCHED_FIFO, a wait at least this long always includes some sleep (see
+/// [`DeadlineWaiter::wait_until`]).
+pub const MIN_GAP_TO_SLEEP_NS: u64 = 50_000;
+
 /// A gap this long between two clock reads of a spin loop means the thread was not running
 /// (preempted, throttled, or the VM was descheduled); such gaps are counted as stalls.
 pub const STALL_NS: u64 = 200_000;
@@ -213,20 +217,30 @@ impl DeadlineWaiter {
     }
 
     /// Returns at `deadline_ns` or later, or early with [`Wait::Stopped`] once `stop` is set
-    /// (checked at least every [`MAX_SLEEP_CHUNK_NS`] while sleeping). Sleep time is reported
-    /// to `budget`; if the budget forces a pause, the deadline may be missed, and the pause
-    /// is counted there.
+    /// (checked at least every [`MAX_SLEEP_CHUNK_NS`] while sleeping). Sleeping and spinning
+    /// are reported to `budget`, which keeps a SCHED_FIFO thread clear of RT throttling.
     pub fn wait_until(&mut self, deadline_ns: u64, stop: &AtomicBool, budget: &mut RunBudget) -> Wait {
         let mut now = now_ns();
+        // A SCHED_FIFO thread must sleep some of the time or the kernel throttles it; spinning
+        // through every gap would leave it nothing but normal scheduling (see RunBudget). So
+        // under SCHED_FIFO a gap long enough to sleep in is slept for at least a fifth of it,
+        // even when the learned window is longer: a rare late wake-up costs less than
+        // competing for the CPU under normal scheduling.
+        let gap_ns = deadline_ns.saturating_sub(now);
+        let window_ns = match budget.is_fifo() && gap_ns >= MIN_GAP_TO_SLEEP_NS {
+            true => self.spin.window_ns().min(gap_ns / 5 * 4),
+            false => self.spin.window_ns(),
+        };
         loop {
             if stop.load(Ordering::Relaxed) {
                 return Wait::Stopped;
             }
-            let wake_at = deadline_ns.saturating_sub(self.spin.window_ns());
+            let wake_at = deadline_ns.saturating_sub(window_ns);
             if now >= wake_at {
                 break;
             }
             let sleep_to = wake_at.min(now + MAX_SLEEP_CHUNK_NS);
+            budget.before_sleep(sleep_to - now);
             sleep_until(sleep_to);
             let woke = now_ns();
             budget.slept(woke - now);
@@ -283,7 +297,7 @@ mod tests {
     #[test]
     fn waiter_reaches_deadline_not_before_it() {
         let stop = AtomicBool::new(false);
-        let mut budget = RunBudget::new(false);
+        let mut budget = RunBudget::new(None);
         let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000));
         for _ in 0..20 {
             let deadline = now_ns() + 300_000;
@@ -300,7 +314,7 @@ mod tests {
         let flag = stop.clone();
         let started = std::time::Instant::now();
         let waiter = std::thread::spawn(move || {
-            let mut budget = RunBudget::new(false);
+            let mut budget = RunBudget::new(None);
             DeadlineWaiter::new(SpinPolicy::Adaptive).wait_until(now_ns() + 3600 * NS_PER_SEC, &flag, &mut budget)
         });
         std::thread::sleep(std::time::Duration::from_millis(10));

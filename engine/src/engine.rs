@@ -216,7 +216,7 @@ impl UdpEngine {
         for flag in [&self.shared.stop, &self.shared.notify_pending, &self.shared.rx_waiting] {
             flag.store(false, Ordering::SeqCst);
         }
-        let fifo = self.config.priority.is_some();
+        let priority = self.config.priority;
 
         if self.config.direction.sends() {
             let side = self.send.as_mut().expect("rings allocated");
@@ -226,7 +226,7 @@ impl UdpEngine {
                 ring: side.idle_consumer.take().expect("sender ring is idle"),
                 notify: notify.clone(),
                 spin: self.config.spin,
-                fifo,
+                priority,
                 sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
             };
             let setup = ThreadSetup {
@@ -260,7 +260,7 @@ impl UdpEngine {
                 wake_fd,
                 receive: self.recv.as_mut().and_then(|side| side.idle.take()),
                 tx_stamps: self.tx_stamps.as_mut().and_then(|side| side.idle.take()),
-                fifo,
+                priority,
             };
             let setup = ThreadSetup {
                 cpu: self.config.receiver_cpu(),

@@ -78,7 +78,8 @@ pub(crate) struct Receiver {
     pub receive: Option<ReceivePath>,
     /// Transmit stamps to read, when timestamping is on.
     pub tx_stamps: Option<TxStampPath>,
-    pub fifo: bool,
+    /// SCHED_FIFO priority, for the run budget.
+    pub priority: Option<i32>,
 }
 
 /// What [`Receiver::run`] gives back for the next start.
@@ -88,7 +89,7 @@ impl Receiver {
     /// Runs until `shared.stop` is set; gives the rings and buffers back for the next start.
     pub fn run(mut self) -> ReceiverParts {
         let shared = self.shared.clone();
-        let mut budget = RunBudget::new(self.fifo);
+        let mut budget = RunBudget::new(self.priority);
         let mut clock = RealtimeToMonotonic::default();
         let mut wire = LatencyRecorder::default();
         let mut stamps_seen = 0u64;
@@ -101,8 +102,8 @@ impl Receiver {
                             shared
                                 .counters
                                 .receiver
-                                .rt_pauses
-                                .store(budget.pauses(), Ordering::Relaxed);
+                                .rt_demotions
+                                .store(budget.demotions(), Ordering::Relaxed);
                         }
                         if self.tx_stamps_outstanding(stamps_seen) {
                             stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
@@ -259,6 +260,7 @@ impl Receiver {
         } else {
             PollFlags::empty()
         };
+        budget.before_sleep(deadline_ns.saturating_sub(now));
         let mut fds = [
             PollFd::new(&*self.socket, socket_events),
             PollFd::new(&*self.wake_fd, PollFlags::IN),

@@ -70,35 +70,46 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
 
 /// Length of the window over which the budget is kept.
 pub const BUDGET_WINDOW_NS: u64 = 10_000_000;
-/// Running time after which, within one window, the thread must pause.
+/// Running time after which, within one window, a SCHED_FIFO thread leaves SCHED_FIFO.
 pub const BUDGET_RUN_LIMIT_NS: u64 = 9_000_000;
-/// Length of a forced pause.
+/// A demoted thread returns to SCHED_FIFO before a sleep at least this long (or one without
+/// end): it is no longer running continuously, and wakes up faster under SCHED_FIFO.
+pub const PROMOTE_MIN_SLEEP_NS: u64 = 1_000_000;
+/// Length of the pause taken if leaving SCHED_FIFO were ever refused.
 pub const BUDGET_PAUSE_NS: u64 = 1_000_000;
 
-/// Keeps a SCHED_FIFO thread from running more than 90% of any 10 ms.
+/// Keeps a SCHED_FIFO thread clear of the kernel's RT throttling without pausing it.
 ///
 /// Linux stops SCHED_FIFO threads that use more than `sched_rt_runtime_us` (950 ms) of every
-/// `sched_rt_period_us` (1 s): a sender that spins from packet to packet would be frozen for
-/// 50 ms every second, and nothing would say so. The budget counts the time the thread spends
-/// asleep; when it has run for 9 ms of the current 10 ms window without sleeping enough, the
-/// next [`check`](Self::check) sleeps 1 ms and counts a pause, which the statistics report.
-/// For threads under normal scheduling the budget is disabled and costs nothing.
+/// `sched_rt_period_us` (1 s): a sender that spins from packet to packet (because packets are
+/// closer together than its spin window) would be frozen for 50 ms every second, and nothing
+/// would say so. The budget counts the time the thread spends asleep; when it has run for 9 ms
+/// of a 10 ms window, [`check`](Self::check) moves it to normal scheduling (SCHED_OTHER), where
+/// it keeps spinning — throttling does not apply there — and counts a *demotion*. Before the
+/// next sleep of at least [`PROMOTE_MIN_SLEEP_NS`] ([`before_sleep`](Self::before_sleep)) it
+/// returns to SCHED_FIFO. Pausing instead, as a simpler guard would, makes every packet due
+/// during the pause late by up to the pause. For threads under normal scheduling the budget is
+/// disabled and costs nothing.
 #[derive(Debug)]
 pub struct RunBudget {
-    enabled: bool,
+    /// SCHED_FIFO priority of the thread, or None under normal scheduling.
+    priority: Option<i32>,
+    /// Under SCHED_OTHER for now because it ran out of budget.
+    demoted: bool,
     window_start_ns: u64,
     slept_ns: u64,
-    pauses: u64,
+    demotions: u64,
 }
 
 impl RunBudget {
-    /// A budget; `enabled` when the thread runs under SCHED_FIFO.
-    pub fn new(enabled: bool) -> Self {
+    /// A budget for a thread running under SCHED_FIFO at `priority` (None: disabled).
+    pub fn new(priority: Option<i32>) -> Self {
         RunBudget {
-            enabled,
+            priority,
+            demoted: false,
             window_start_ns: now_ns(),
             slept_ns: 0,
-            pauses: 0,
+            demotions: 0,
         }
     }
 
@@ -107,19 +118,24 @@ impl RunBudget {
         self.slept_ns += ns;
     }
 
-    /// Pauses the thread if it used up its running time in this window. Returns true if it
-    /// paused.
+    /// Leaves SCHED_FIFO if the thread used up its running time in this window. Returns true
+    /// if it did.
     pub fn check(&mut self, now: u64) -> bool {
-        if !self.enabled {
+        if self.priority.is_none() || self.demoted {
             return false;
         }
         let elapsed = now.saturating_sub(self.window_start_ns);
         let ran = elapsed.saturating_sub(self.slept_ns);
         if ran >= BUDGET_RUN_LIMIT_NS {
-            sleep_until(now + BUDGET_PAUSE_NS);
-            self.pauses += 1;
-            self.window_start_ns = now_ns();
-            self.slept_ns = 0;
+            self.demotions += 1;
+            if sys::set_normal_scheduling().is_ok() {
+                self.demoted = true;
+            } else {
+                // Lowering one's own policy is always allowed; should it ever fail, pausing
+                // still keeps the thread clear of throttling.
+                sleep_until(now + BUDGET_PAUSE_NS);
+                self.restart_window();
+            }
             return true;
         }
         if elapsed >= BUDGET_WINDOW_NS {
@@ -129,9 +145,35 @@ impl RunBudget {
         false
     }
 
-    /// Pauses taken so far.
-    pub fn pauses(&self) -> u64 {
-        self.pauses
+    /// Called before the thread sleeps or blocks for about `expected_ns` (`u64::MAX`: until
+    /// woken): a demoted thread goes back to SCHED_FIFO and starts a new window.
+    pub fn before_sleep(&mut self, expected_ns: u64) {
+        if let (true, Some(priority)) = (self.demoted, self.priority) {
+            if expected_ns >= PROMOTE_MIN_SLEEP_NS && sys::set_fifo_priority(priority).is_ok() {
+                self.demoted = false;
+                self.restart_window();
+            }
+        }
+    }
+
+    fn restart_window(&mut self) {
+        self.window_start_ns = now_ns();
+        self.slept_ns = 0;
+    }
+
+    /// Times the thread left SCHED_FIFO to stay clear of throttling.
+    pub fn demotions(&self) -> u64 {
+        self.demotions
+    }
+
+    /// True when the thread is meant to run under SCHED_FIFO (even if demoted for now).
+    pub fn is_fifo(&self) -> bool {
+        self.priority.is_some()
+    }
+
+    /// True while the thread runs under normal scheduling after a demotion.
+    pub fn demoted(&self) -> bool {
+        self.demoted
     }
 }
 
@@ -140,24 +182,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn disabled_budget_never_pauses() {
-        let mut budget = RunBudget::new(false);
+    fn disabled_budget_never_demotes() {
+        let mut budget = RunBudget::new(None);
         assert!(!budget.check(now_ns() + 60_000_000_000));
-        assert_eq!(budget.pauses(), 0);
+        assert_eq!(budget.demotions(), 0);
     }
 
     #[test]
-    fn busy_thread_pauses_and_sleeping_thread_does_not() {
-        let mut budget = RunBudget::new(true);
-        let start = budget.window_start_ns;
-        // 9.5 ms of running without sleep: must pause for about 1 ms.
-        let before = now_ns();
-        assert!(budget.check(start + 9_500_000));
-        assert!(now_ns() - before >= BUDGET_PAUSE_NS);
-        assert_eq!(budget.pauses(), 1);
+    fn busy_fifo_thread_is_demoted_and_promoted_again_before_a_long_sleep() {
+        let result = std::thread::spawn(|| {
+            // Priority 1 needs CAP_SYS_NICE; skip the scheduling part where it is refused.
+            if sys::set_fifo_priority(1).is_err() {
+                return None;
+            }
+            let mut budget = RunBudget::new(Some(1));
+            let start = budget.window_start_ns;
+            assert!(budget.check(start + 9_500_000), "9.5 ms of running");
+            let demoted = (budget.demoted(), sys::current_scheduling().unwrap().0);
+            budget.before_sleep(100_000); // too short to matter
+            let still = sys::current_scheduling().unwrap().0;
+            budget.before_sleep(u64::MAX);
+            let promoted = sys::current_scheduling().unwrap();
+            Some((demoted, still, promoted, budget.demotions()))
+        })
+        .join()
+        .unwrap();
+        if let Some((demoted, still, promoted, demotions)) = result {
+            assert_eq!(demoted, (true, libc::SCHED_OTHER));
+            assert_eq!(still, libc::SCHED_OTHER);
+            assert_eq!(promoted, (libc::SCHED_FIFO, 1));
+            assert_eq!(demotions, 1);
+        }
+    }
 
-        // A thread that slept most of the window keeps going, and a new window starts.
-        let mut budget = RunBudget::new(true);
+    #[test]
+    fn sleeping_thread_keeps_its_budget() {
+        let mut budget = RunBudget::new(Some(1));
         let start = budget.window_start_ns;
         budget.slept(6_000_000);
         assert!(!budget.check(start + 10_500_000));

@@ -37,7 +37,8 @@ pub(crate) struct Sender {
     pub ring: Consumer<SendMeta>,
     pub notify: Arc<dyn Notify>,
     pub spin: SpinPolicy,
-    pub fifo: bool,
+    /// SCHED_FIFO priority, for the run budget.
+    pub priority: Option<i32>,
     /// Where to note which packet gets which transmit-timestamp key, when timestamping is on.
     pub sent_log: Option<Arc<SentLog>>,
 }
@@ -51,7 +52,7 @@ impl Sender {
     pub fn run(mut self) -> Consumer<SendMeta> {
         let shared = self.shared.clone();
         let mut waiter = DeadlineWaiter::new(self.spin);
-        let mut budget = RunBudget::new(self.fifo);
+        let mut budget = RunBudget::new(self.priority);
         let mut latencies = LatencyRecorder::default();
         let counters = &shared.counters.sender;
         counters
@@ -143,7 +144,7 @@ impl Sender {
             let now = now_ns();
             latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
             if budget.check(now) {
-                counters.rt_pauses.store(budget.pauses(), Ordering::Relaxed);
+                counters.rt_demotions.store(budget.demotions(), Ordering::Relaxed);
             }
         }
         latencies.publish(&shared.latencies, now_ns());
@@ -164,6 +165,7 @@ impl Sender {
         // `sender_idle` and unparks us, or we see its packet here and do not park.
         fence(Ordering::SeqCst);
         if self.ring.available() == 0 && !shared.stop.load(Ordering::SeqCst) {
+            budget.before_sleep(u64::MAX);
             let parked_at = now_ns();
             std::thread::park();
             budget.slept(now_ns() - parked_at);

@@ -55,8 +55,8 @@ pub struct SenderCounters {
     pub send_errors: AtomicU64,
     /// Packets that left more than the spin window after their time.
     pub late_packets: AtomicU64,
-    /// Forced pauses to stay clear of RT throttling.
-    pub rt_pauses: AtomicU64,
+    /// Times the sender left SCHED_FIFO to stay clear of RT throttling.
+    pub rt_demotions: AtomicU64,
     /// Spin loops interrupted for longer than [`crate::clock::STALL_NS`].
     pub stalls: AtomicU64,
     /// The spin window currently in use, in ns.
@@ -78,8 +78,8 @@ pub struct ReceiverCounters {
     pub tx_timestamps: AtomicU64,
     /// Transmit stamps not kept for `getTxTimestamps` because that queue was full.
     pub tx_records_dropped: AtomicU64,
-    /// Forced pauses to stay clear of RT throttling.
-    pub rt_pauses: AtomicU64,
+    /// Times the receiver left SCHED_FIFO to stay clear of RT throttling.
+    pub rt_demotions: AtomicU64,
 }
 
 /// All counters of one instance.
@@ -330,8 +330,8 @@ pub struct Stats {
     pub recv_queue_length: u64,
     /// Received packets thrown away by stop() before JavaScript read them.
     pub recv_discarded: u64,
-    /// Forced pauses of SCHED_FIFO workers to stay clear of RT throttling.
-    pub rt_pauses: u64,
+    /// Times SCHED_FIFO workers left SCHED_FIFO for a while to stay clear of RT throttling.
+    pub rt_demotions: u64,
     /// Sender spin loops that were interrupted for more than 200 µs.
     pub stalls: u64,
     /// Spin window in use by the sender, in ns.
@@ -382,7 +382,7 @@ impl Counters {
             packets_delivered,
             recv_queue_length: packets_received.saturating_sub(recv_ring_overflow + packets_delivered + recv_discarded),
             recv_discarded,
-            rt_pauses: read(&tx.rt_pauses) + read(&rx.rt_pauses),
+            rt_demotions: read(&tx.rt_demotions) + read(&rx.rt_demotions),
             stalls: read(&tx.stalls),
             spin_window_ns: read(&tx.spin_window_ns),
             latency,

@@ -70,6 +70,18 @@ pub fn set_fifo_priority(priority: i32) -> io::Result<()> {
     check(unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) }).map(drop)
 }
 
+/// Puts the calling thread back under normal scheduling (SCHED_OTHER), at nice -20 where
+/// allowed so that other normal threads on its CPU take as little of it as possible.
+pub fn set_normal_scheduling() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0 is the calling thread.
+    check(unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) })?;
+    // SAFETY: plain call on the calling thread (a thread id is a valid PRIO_PROCESS target).
+    // Refused without CAP_SYS_NICE or a high RLIMIT_NICE, which only costs CPU share.
+    let _ = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, -20) };
+    Ok(())
+}
+
 /// The scheduling policy and priority of the calling thread (`libc::SCHED_FIFO`, 80).
 pub fn current_scheduling() -> io::Result<(i32, i32)> {
     let mut param = libc::sched_param { sched_priority: 0 };
