@@ -138,6 +138,8 @@ impl Sender {
                 let completed = shared.send_completed.load(Ordering::Relaxed) + done as u64;
                 shared.send_completed.store(completed, Ordering::SeqCst);
                 if completed >= shared.drain_target.load(Ordering::SeqCst) {
+                    // drain() promises complete statistics: publish before it resolves.
+                    latencies.publish(&shared.latencies, now_ns());
                     shared.wake_js(&*self.notify);
                 }
             }
