@@ -192,7 +192,10 @@ export interface PacketStats {
 
 /** A datagram handed to JavaScript. */
 export interface ReceivedPacket {
-  /** The payload (a copy owned by JavaScript). */
+  /**
+   * The payload, copied out of the receive ring. The packets of one batch are views of one
+   * ArrayBuffer (like Node's pooled Buffers), kept alive while any of them is.
+   */
   data: Buffer
   /**
    * Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's

@@ -4,15 +4,14 @@
 use napi::bindgen_prelude::BufferSlice;
 use napi::Env;
 use napi_derive::napi;
-use udpcom_engine::engine::Received;
-use udpcom_engine::receiver::StampSource;
 use udpcom_engine::timestamping::{TimestampingInfo, TxRecord};
 use udpcom_engine::Stats;
 
 /// A datagram handed to JavaScript.
 #[napi(object, object_from_js = false)]
 pub struct ReceivedPacket<'env> {
-    /// The payload (a copy owned by JavaScript).
+    /// The payload, copied out of the receive ring. The packets of one batch are views of one
+    /// ArrayBuffer (like Node's pooled Buffers), kept alive while any of them is.
     pub data: BufferSlice<'env>,
     /// Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's
     /// receive stamp converted from CLOCK_REALTIME when timestamping is on, else the receiver
@@ -27,19 +26,14 @@ pub struct ReceivedPacket<'env> {
 }
 
 impl ReceivedPacket<'_> {
-    /// Copies a packet out of the receive ring into a new JavaScript object (valid in the
-    /// current call's scope, whatever lifetime the caller names).
-    pub fn copy_from(env: &Env, packet: Received<'_>) -> napi::Result<Self> {
-        let meta = packet.meta;
+    /// A packet object: a copy of `payload`, its stamp, the stamp's source (0 user, 1 kernel,
+    /// 2 hardware) and the hardware stamp (0: none).
+    pub fn from_parts(env: &Env, payload: &[u8], stamp_ns: u64, source: u8, hardware_ns: u64) -> napi::Result<Self> {
         Ok(ReceivedPacket {
-            data: BufferSlice::copy_from(env, packet.payload)?,
-            timestamp_ns: meta.arrival_ns,
-            timestamp_source: match meta.source {
-                StampSource::User => "user",
-                StampSource::Kernel => "kernel",
-                StampSource::Hardware => "hardware",
-            },
-            hw_timestamp_ns: (meta.hardware_ns != 0).then_some(meta.hardware_ns),
+            data: BufferSlice::copy_from(env, payload)?,
+            timestamp_ns: stamp_ns,
+            timestamp_source: ["user", "kernel", "hardware"][source.min(2) as usize],
+            hw_timestamp_ns: (hardware_ns != 0).then_some(hardware_ns),
         })
     }
 }

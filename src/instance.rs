@@ -16,10 +16,10 @@ use napi::Env;
 use udpcom_engine::clock::now_ns;
 use udpcom_engine::{Error, Notify, UdpEngine};
 
-use crate::convert::ReceivedPacket;
 use crate::errors::{js_error, OrThrow};
 use crate::napi_raw::{CleanupHook, Deferred};
 use crate::notify::JsNotify;
+use crate::packets::PacketBatch;
 
 /// The instance as shared between the class object, its thread-safe function and its
 /// environment cleanup hook (the latter two hold weak references).
@@ -36,7 +36,7 @@ struct PendingReceive {
 
 /// The `onPackets` callback and the largest batch it takes.
 struct Listener {
-    callback: FunctionRef<Vec<ReceivedPacket<'static>>, ()>,
+    callback: FunctionRef<Unknown<'static>, ()>,
     max_batch: usize,
 }
 
@@ -71,6 +71,8 @@ pub struct Instance {
     pub fast_path_address: Option<usize>,
     /// Native memory last reported to V8 with napi_adjust_external_memory.
     reported_memory: i64,
+    /// Packets on their way from the receive ring to JavaScript (reused).
+    batch: PacketBatch,
 }
 
 impl Instance {
@@ -86,6 +88,7 @@ impl Instance {
             cleanup_hook: None,
             fast_path_address: None,
             reported_memory: 0,
+            batch: PacketBatch::default(),
         }))
     }
 
@@ -212,7 +215,7 @@ impl Instance {
     pub fn set_listener(
         &mut self,
         env: &Env,
-        callback: Option<FunctionRef<Vec<ReceivedPacket<'static>>, ()>>,
+        callback: Option<FunctionRef<Unknown<'static>, ()>>,
         max_batch: usize,
     ) -> Result<(), Error> {
         self.engine.check_can_receive()?;
@@ -309,31 +312,22 @@ impl Instance {
         }
     }
 
-    /// Copies up to `max` packets out of the receive ring.
-    fn take_packets<'a>(&mut self, env: &Env, max: usize) -> napi::Result<Vec<ReceivedPacket<'a>>> {
-        let mut packets = Vec::with_capacity(max.min(self.engine.received_count()));
-        let mut failure = None;
-        self.engine
-            .receive(max, |received| match ReceivedPacket::copy_from(env, received) {
-                Ok(packet) => packets.push(packet),
-                Err(error) => failure = Some(error),
-            });
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(packets),
-        }
+    /// Copies up to `max` packets out of the receive ring into a JavaScript array.
+    fn take_packets<'env>(&mut self, env: &'env Env, max: usize) -> napi::Result<Unknown<'env>> {
+        self.batch.take(&mut self.engine, max);
+        self.batch.to_array(env)
     }
 
     /// Settles a pending receive with what the receive ring holds.
     fn deliver(&mut self, env: &Env, pending: PendingReceive) {
-        let taken = self.take_packets(env, pending.batch.unwrap_or(1));
-        let _ = match (taken, pending.batch) {
-            (Ok(packets), Some(_)) => pending.deferred.resolve(env, packets),
-            (Ok(packets), None) => match packets.into_iter().next() {
-                Some(packet) => pending.deferred.resolve(env, packet),
-                None => pending.deferred.resolve(env, Null),
-            },
-            (Err(error), _) => pending
+        self.batch.take(&mut self.engine, pending.batch.unwrap_or(1));
+        let value = match pending.batch {
+            Some(_) => self.batch.to_array(env),
+            None => self.batch.first(env),
+        };
+        let _ = match value {
+            Ok(value) => pending.deferred.resolve(env, value),
+            Err(error) => pending
                 .deferred
                 .reject(env, napi::JsError::from(error).into_unknown(*env)),
         };
@@ -379,7 +373,7 @@ impl Instance {
 /// Settles a receive that found nothing: null for receiveData, [] for receiveBatch.
 fn resolve_empty(env: &Env, pending: PendingReceive) {
     let _ = match pending.batch {
-        Some(_) => pending.deferred.resolve(env, Vec::<ReceivedPacket>::new()),
+        Some(_) => pending.deferred.resolve(env, Vec::<()>::new()),
         None => pending.deferred.resolve(env, Null),
     };
 }

@@ -19,6 +19,7 @@ mod fast_path;
 mod instance;
 mod napi_raw;
 mod notify;
+mod packets;
 
 use convert::{PacketStats, TimestampingStatus, TxTimestamp};
 use errors::OrThrow;
