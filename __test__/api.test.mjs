@@ -499,3 +499,57 @@ test('a slow onPackets consumer ends in counted ring overflow, not unbounded mem
     close()
   }
 })
+
+test('inlineSend: due packets leave from the calling thread when nothing is queued, in order, counted', async () => {
+  const { sender, receiver, close } = pair({ inlineSend: true })
+  try {
+    assert.equal(sender.sendData(Buffer.from('inline')), true)
+    // Queued behind a later packet, a due packet waits its turn (FIFO), not sent inline.
+    sender.sendData(Buffer.from('later'), now() + 20n * MS)
+    sender.sendData(Buffer.from('after-later'))
+    const packets = await receiveMany(receiver, 3)
+    assert.deepEqual(packets.map((p) => p.data.toString()), ['inline', 'later', 'after-later'])
+    await sender.drain()
+    const stats = sender.getPacketStats()
+    assert.equal(stats.nPacketsSent, 3)
+    assert.equal(stats.nPacketsQueued, 3)
+    assert.equal(stats.latencyHistogram.reduce((sum, b) => sum + b.count, 0), 3)
+    assert.equal(stats.nPacketsQueued, stats.nPacketsSent + stats.nSendErrors + stats.nPacketsDiscarded + stats.sendQueueLength)
+  } finally {
+    close()
+  }
+  // A peer that is not listening: inline failures are counted like the sender thread's.
+  const probe = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1 })
+  probe.initSocket()
+  const deadPort = probe.localPort
+  probe.closeSocket()
+  const lonely = new UdpCom('127.0.0.1', 0, '127.0.0.1', deadPort, { direction: 0, inlineSend: true })
+  lonely.initSocket()
+  lonely.start()
+  for (let i = 0; i < 20; i++) {
+    lonely.sendData(Buffer.from('anyone?'))
+    await new Promise((resolve) => setTimeout(resolve, 2))
+  }
+  await lonely.drain()
+  const stats = lonely.getPacketStats()
+  assert.equal(stats.nPacketsSent + stats.nSendErrors, 20)
+  assert.ok(stats.nSendErrors > 0)
+  assert.equal(stats.lastError.code, 'ECONNREFUSED')
+  lonely.closeSocket()
+})
+
+test('rxSpinNs: a polling receiver still delivers in order and still serves receive timeouts', async () => {
+  const { sender, receiver, close } = pair({}, { rxSpinNs: 2_000_000 })
+  try {
+    for (let i = 0; i < 20; i++) sender.sendData(Buffer.from([i]))
+    const packets = await receiveMany(receiver, 20)
+    assert.deepEqual(packets.map((p) => p.data[0]), [...Array(20).keys()])
+    const before = now()
+    assert.equal(await within(2000, receiver.receiveData(10_000_000)), null)
+    assert.ok(now() - before >= 10n * MS)
+  } finally {
+    close()
+  }
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { rxSpinNs: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { inlineSend: 'yes' }), { code: 'ERR_INVALID_ARG_TYPE' })
+})

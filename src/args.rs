@@ -295,7 +295,7 @@ pub fn callback<'env>(value: Unknown<'env>, name: &str) -> Result<Option<Unknown
 }
 
 /// Option names the constructor knows; any other name is a mistake worth reporting.
-const OPTION_NAMES: [&str; 10] = [
+const OPTION_NAMES: [&str; 12] = [
     "cpu",
     "rxCpu",
     "capacity",
@@ -306,6 +306,8 @@ const OPTION_NAMES: [&str; 10] = [
     "lockMemory",
     "timestamping",
     "timestampingFallback",
+    "inlineSend",
+    "rxSpinNs",
 ];
 
 /// The constructor's `options` object.
@@ -351,12 +353,19 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         Some(v) if type_of(&v) == ValueType::String => Some(String::from_unknown(v).map_err(napi_failure)?),
         Some(v) => return Err(wrong_type("options.lockMemory", "of type boolean or string", &v)),
     };
+    let inline_send = match field("inlineSend")? {
+        None => None,
+        Some(v) if type_of(&v) == ValueType::Boolean => Some(bool::from_unknown(v).map_err(napi_failure)?),
+        Some(v) => return Err(wrong_type("options.inlineSend", "of type boolean", &v)),
+    };
     let text = |name: &str| -> Result<Option<String>> {
         field(name)?.map(|v| string(v, &format!("options.{name}"))).transpose()
     };
     Ok(Options {
         timestamping: text("timestamping")?,
         timestamping_fallback: text("timestampingFallback")?,
+        inline_send,
+        rx_spin_ns: num("rxSpinNs")?,
         cpu: num("cpu")?,
         rx_cpu: num("rxCpu")?,
         capacity: num("capacity")?,

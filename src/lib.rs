@@ -53,6 +53,16 @@ pub struct UdpComOptions {
     /// default false.
     #[napi(ts_type = "boolean | 'rings' | 'all'")]
     pub lock_memory: Option<String>,
+    /// Send a packet that is due now (no timestampNs, or a past one) from the calling thread
+    /// when nothing is queued before it, instead of waking the sender thread: saves a thread
+    /// wake-up (tens of µs on a VM) in request/response exchanges, at the cost of a system
+    /// call on the JavaScript thread per such packet. Default false. Not with transmit
+    /// timestamps.
+    pub inline_send: Option<bool>,
+    /// How long the receive worker keeps polling the socket after a datagram before it
+    /// blocks, ns (0..100 ms; default 0): trades a core for the wake-up latency of the next
+    /// datagram.
+    pub rx_spin_ns: Option<u32>,
     /// Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
     /// transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()
     /// throws ERR_UDPCOM_HWTSTAMP_UNSUPPORTED otherwise). Default: 'software' for a

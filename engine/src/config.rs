@@ -120,6 +120,10 @@ pub struct Options {
     pub spin_ns: Option<f64>,
     /// 'none', 'rings' or 'all' (the binding maps false and true to 'none' and 'rings').
     pub lock_memory: Option<String>,
+    /// Send due packets from the calling thread when nothing is queued.
+    pub inline_send: Option<bool>,
+    /// How long the receiver keeps polling after a datagram before it blocks, ns.
+    pub rx_spin_ns: Option<f64>,
     /// 'none', 'software' or 'hardware'.
     pub timestamping: Option<String>,
     /// 'software' or 'none': what to do when hardware stamps cannot be had.
@@ -173,6 +177,10 @@ pub struct Config {
     pub spin: SpinPolicy,
     /// What to lock into RAM at start.
     pub lock_memory: LockMemory,
+    /// Send due packets from the calling thread when nothing is queued (`inlineSend`).
+    pub inline_send: bool,
+    /// How long the receiver keeps polling after a datagram before it blocks, ns (`rxSpinNs`).
+    pub rx_spin_ns: u64,
     /// Timestamps asked for.
     pub timestamping: TimestampMode,
     /// What to use instead when hardware stamps cannot be had; `None`: fail.
@@ -271,6 +279,8 @@ impl Config {
             priority,
             spin,
             lock_memory,
+            inline_send: options.inline_send.unwrap_or(false),
+            rx_spin_ns: opt("rxSpinNs", options.rx_spin_ns, 0, MAX_SPIN_NS)?.unwrap_or(0),
             timestamping,
             timestamping_fallback,
         })

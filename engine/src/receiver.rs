@@ -80,6 +80,8 @@ pub(crate) struct Receiver {
     pub tx_stamps: Option<TxStampPath>,
     /// SCHED_FIFO priority, for the run budget.
     pub priority: Option<i32>,
+    /// Keep polling this long after a datagram before blocking (`rxSpinNs`).
+    pub spin_ns: u64,
 }
 
 /// What [`Receiver::run`] gives back for the next start.
@@ -93,11 +95,13 @@ impl Receiver {
         let mut clock = RealtimeToMonotonic::default();
         let mut wire = LatencyRecorder::default();
         let mut stamps_seen = 0u64;
+        let mut last_datagram_ns = 0;
 
         while !shared.stop.load(Ordering::Relaxed) {
             if self.receive.is_some() {
                 match self.read_datagrams(&mut clock) {
                     Ok(()) => {
+                        last_datagram_ns = now_ns();
                         if budget.check(now_ns()) {
                             shared
                                 .counters
@@ -110,7 +114,20 @@ impl Receiver {
                         }
                         continue;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        // rxSpinNs: poll on for a while after the last datagram, unless a
+                        // receive timeout is due (wait() serves those).
+                        let now = now_ns();
+                        let timeout_due = shared.rx_deadline_ns.load(Ordering::Relaxed) <= now;
+                        if now.saturating_sub(last_datagram_ns) < self.spin_ns && !timeout_due {
+                            if self.tx_stamps_outstanding(stamps_seen) {
+                                stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
+                            }
+                            budget.check(now);
+                            std::hint::spin_loop();
+                            continue;
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     // A connected socket reports ICMP errors caused by our own sends here too
                     // (ECONNREFUSED): remember it and go on.

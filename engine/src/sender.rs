@@ -104,7 +104,7 @@ impl Sender {
                     log.record((sent_before + i as u64) as u32, target_ns, queued_before + i as u64);
                 }
             }
-            let result = sys::send_many(self.socket.as_fd(), &payloads[..due]);
+            let result = sys::send_many(self.socket.as_fd(), &payloads[..due], 0);
 
             let done = match result {
                 Ok(sent) => {

@@ -42,6 +42,12 @@ pub struct JsCounters {
     pub packets_delivered: AtomicU64,
     /// Received packets still in the receive ring when stop() ran, thrown away.
     pub recv_discarded: AtomicU64,
+    /// Packets sent from the JavaScript thread itself (`inlineSend`).
+    pub inline_sent: AtomicU64,
+    /// Their payload bytes.
+    pub inline_bytes: AtomicU64,
+    /// Packets whose send from the JavaScript thread failed.
+    pub inline_errors: AtomicU64,
 }
 
 /// Counters written by the sender thread.
@@ -258,6 +264,11 @@ impl SharedLatencies {
         self.lock().summary()
     }
 
+    /// A copy of everything published so far.
+    pub fn get(&self) -> Latencies {
+        self.lock().clone()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Latencies> {
         // A panic while holding this lock could only come from hdrhistogram; the data is
         // still a valid histogram, so keep using it.
@@ -357,8 +368,8 @@ impl Counters {
     pub fn snapshot(&self, latency: LatencySummary) -> Stats {
         let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
         let packets_queued = read(&js.packets_queued);
-        let packets_sent = read(&tx.packets_sent);
-        let send_errors = read(&tx.send_errors);
+        let packets_sent = read(&tx.packets_sent) + read(&js.inline_sent);
+        let send_errors = read(&tx.send_errors) + read(&js.inline_errors);
         let packets_discarded = read(&js.packets_discarded);
         // Overflow before received (Acquire, pairing with the receiver's Release): every
         // overflowed or delivered datagram is then already in the received count.
@@ -368,7 +379,7 @@ impl Counters {
         let recv_discarded = read(&js.recv_discarded);
         Stats {
             packets_sent,
-            bytes_sent: read(&tx.bytes_sent),
+            bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes),
             packets_received,
             bytes_received: read(&rx.bytes_received),
             send_ring_full: read(&js.send_ring_full),

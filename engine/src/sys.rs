@@ -141,12 +141,13 @@ pub fn socket_drops(fd: BorrowedFd<'_>) -> io::Result<u32> {
     Ok(info[libc::SK_MEMINFO_DROPS as usize])
 }
 
-/// Sends each payload as one datagram on a connected socket with a single `sendmmsg`.
+/// Sends each payload as one datagram on a connected socket with a single `sendmmsg`
+/// (`flags`: `MSG_DONTWAIT` never to block, else 0).
 ///
 /// Returns how many were sent, from the first; like `sendmmsg`, an error means the first
 /// payload failed, and a short count means the one after the last sent failed or would
 /// block (its error, if any, is reported by the next call).
-pub fn send_many(fd: BorrowedFd<'_>, payloads: &[&[u8]]) -> io::Result<usize> {
+pub fn send_many(fd: BorrowedFd<'_>, payloads: &[&[u8]], flags: libc::c_int) -> io::Result<usize> {
     let count = payloads.len().min(SEND_BATCH);
     let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; SEND_BATCH];
     let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; SEND_BATCH];
@@ -159,7 +160,7 @@ pub fn send_many(fd: BorrowedFd<'_>, payloads: &[&[u8]]) -> io::Result<usize> {
     }
     // SAFETY: the first `count` headers are initialized and point at iovecs that point into
     // `payloads`; all of them live until the call returns. The kernel only reads payloads.
-    let sent = check(unsafe { libc::sendmmsg(fd.as_raw_fd(), headers.as_mut_ptr().cast(), count as u32, 0) })?;
+    let sent = check(unsafe { libc::sendmmsg(fd.as_raw_fd(), headers.as_mut_ptr().cast(), count as u32, flags) })?;
     Ok(sent as usize)
 }
 
@@ -492,7 +493,7 @@ mod tests {
         enable_rxq_ovfl(b.as_fd()).unwrap();
         let payloads: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; i as usize * 100]).collect();
         let refs: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
-        assert_eq!(send_many(a.as_fd(), &refs).unwrap(), 20);
+        assert_eq!(send_many(a.as_fd(), &refs, 0).unwrap(), 20);
         let mut batch = RecvBatch::new();
         let mut seen = Vec::new();
         while seen.len() < 20 {
@@ -524,7 +525,7 @@ mod tests {
     fn largest_ipv4_datagram_fits() {
         let (a, b) = pair();
         let big = vec![7u8; 65_507];
-        assert_eq!(send_many(a.as_fd(), &[&big]).unwrap(), 1);
+        assert_eq!(send_many(a.as_fd(), &[&big], 0).unwrap(), 1);
         let mut batch = RecvBatch::new();
         loop {
             match batch.recv(b.as_fd()) {
@@ -542,13 +543,13 @@ mod tests {
         enable_rxq_ovfl(b.as_fd()).unwrap();
         let payload = [0u8; 1000];
         for _ in 0..200 {
-            let _ = send_many(a.as_fd(), &[&payload]);
+            let _ = send_many(a.as_fd(), &[&payload], 0);
         }
         let mut batch = RecvBatch::new();
         // The datagrams that fit were queued before anything was dropped, so they carry no
         // count; drain them, and the next datagram carries the drops that happened before it.
         while batch.recv(b.as_fd()).is_ok() {}
-        send_many(a.as_fd(), &[&payload]).unwrap();
+        send_many(a.as_fd(), &[&payload], 0).unwrap();
         assert_eq!(batch.recv(b.as_fd()).unwrap(), 1);
         let reported = batch.datagram(0).2.dropped_total.unwrap();
         assert!(reported > 100, "{reported}");
@@ -571,7 +572,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         let before = crate::clock::realtime_ns();
         let payloads: Vec<&[u8]> = vec![b"one", b"two", b"three"];
-        assert_eq!(send_many(a.as_fd(), &payloads).unwrap(), 3);
+        assert_eq!(send_many(a.as_fd(), &payloads, 0).unwrap(), 3);
         let after = crate::clock::realtime_ns();
 
         let mut errqueue = ErrQueueBatch::default();
