@@ -173,13 +173,16 @@ export async function freePort() {
   return port
 }
 
-/** CPU time (ns) of this process's threads whose name starts with `prefix` (all: ''). */
+/** CPU time (ns) of this process's threads whose name starts with `prefix` (all: ''), and
+ * how many such threads there are. */
 export function threadCpuNs(prefix = '') {
   let total = 0
+  let threads = 0
   for (const tid of readdirSync('/proc/self/task')) {
     try {
       const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
       if (!comm.startsWith(prefix)) continue
+      threads++
       // schedstat: time on CPU in ns (exact); stat: utime+stime in clock ticks (10 ms).
       const schedstat = `/proc/self/task/${tid}/schedstat`
       if (existsSync(schedstat)) {
@@ -192,7 +195,7 @@ export function threadCpuNs(prefix = '') {
       // The thread ended meanwhile.
     }
   }
-  return total
+  return { ns: total, threads }
 }
 
 // Formatting.

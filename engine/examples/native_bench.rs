@@ -31,12 +31,20 @@ use udpcom_engine::{Config, Notify, Options, UdpEngine};
 fn args() -> HashMap<String, String> {
     let argv: Vec<String> = std::env::args().skip(2).collect();
     argv.chunks(2)
-        .map(|kv| (kv[0].trim_start_matches("--").to_string(), kv.get(1).cloned().unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv[0].trim_start_matches("--").to_string(),
+                kv.get(1).cloned().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
 fn pin(cpu: usize) {
-    assert!(core_affinity::set_for_current(core_affinity::CoreId { id: cpu }), "pin to CPU {cpu}");
+    assert!(
+        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
+        "pin to CPU {cpu}"
+    );
 }
 
 /// Wakes the consuming thread, as the binding's thread-safe function wakes JavaScript.
@@ -49,7 +57,14 @@ impl Notify for Unpark {
 }
 
 fn engine(local_port: u16, remote_port: u16, options: Options) -> UdpEngine {
-    let config = Config::new("127.0.0.1", local_port as f64, "127.0.0.1", remote_port as f64, &options).unwrap();
+    let config = Config::new(
+        "127.0.0.1",
+        local_port as f64,
+        "127.0.0.1",
+        remote_port as f64,
+        &options,
+    )
+    .unwrap();
     let mut engine = UdpEngine::new(config);
     engine.init_socket().unwrap();
     engine.start(Arc::new(Unpark(std::thread::current()))).unwrap();

@@ -35,7 +35,12 @@ const NS: i128 = 1_000_000_000;
 fn args() -> HashMap<String, String> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     argv.chunks(2)
-        .map(|kv| (kv[0].trim_start_matches("--").to_string(), kv.get(1).cloned().unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv[0].trim_start_matches("--").to_string(),
+                kv.get(1).cloned().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 

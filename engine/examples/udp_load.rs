@@ -25,7 +25,12 @@ const NS: u64 = 1_000_000_000;
 fn args() -> HashMap<String, String> {
     let argv: Vec<String> = std::env::args().skip(2).collect();
     argv.chunks(2)
-        .map(|kv| (kv[0].trim_start_matches("--").to_string(), kv.get(1).cloned().unwrap_or_default()))
+        .map(|kv| {
+            (
+                kv[0].trim_start_matches("--").to_string(),
+                kv.get(1).cloned().unwrap_or_default(),
+            )
+        })
         .collect()
 }
 
@@ -74,7 +79,9 @@ fn main() {
     let size: usize = get("size", "64").parse().unwrap();
     let count: u64 = get("count", "1000").parse().unwrap();
     let socket = UdpSocket::bind(("127.0.0.1", get("local-port", "0").parse::<u16>().unwrap())).unwrap();
-    socket.connect(("127.0.0.1", get("port", "9").parse::<u16>().unwrap())).unwrap();
+    socket
+        .connect(("127.0.0.1", get("port", "9").parse::<u16>().unwrap()))
+        .unwrap();
     println!("READY {}", socket.local_addr().unwrap().port());
     std::io::stdout().flush().unwrap();
     let result = match mode.as_str() {

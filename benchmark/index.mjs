@@ -1,0 +1,84 @@
+// npm run bench: runs every section of issue #3's benchmark and prints one markdown table in
+// which each row shows udpcom and node:dgram measured in the same run, how many times better
+// udpcom is, the native-only ceiling where it makes sense, and the target.
+//
+//   node benchmark/index.mjs [--smoke] [--only 1,3] [--no-build] [--no-callgrind] [--json FILE]
+//
+// --smoke runs every section briefly (seconds, not minutes) to show that it works; its
+// figures mean nothing. Full results (every repeat, every raw figure) go to
+// .tmp/bench-results.json (or --json FILE).
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
+import { cpus, release } from 'node:os'
+import { dirname } from 'node:path'
+import { parseArgs } from 'node:util'
+
+import { ROOT, BIN } from './lib.mjs'
+import { printTable } from './table.mjs'
+
+const SECTIONS = [
+  ['1', 'send-throughput'],
+  ['2', 'receive-throughput'],
+  ['3', 'timed-send'],
+  ['4', 'round-trip'],
+  ['5', 'event-loop-delay'],
+  ['6', 'call-cost'],
+  ['7', 'idle-cpu'],
+]
+
+const { values: opts } = parseArgs({
+  options: {
+    smoke: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'no-build': { type: 'boolean', default: false },
+    'no-callgrind': { type: 'boolean', default: false },
+    json: { type: 'string', default: `${ROOT}.tmp/bench-results.json` },
+  },
+})
+
+function build() {
+  // The instruments and the native ceiling are Rust examples of the engine crate.
+  execFileSync('cargo', ['build', '--release', '--examples', '-p', 'udpcom-engine'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
+  for (const name of ['stamp_receiver', 'udp_load', 'native_bench']) {
+    if (!existsSync(BIN(name))) throw new Error(`missing ${BIN(name)}`)
+  }
+  if (!existsSync(`${ROOT}udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
+}
+
+const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')
+
+async function main() {
+  if (!opts['no-build']) build()
+  const only = opts.only ? new Set(opts.only.split(',')) : null
+  const machine = {
+    cpu: `${cpus().length} × ${cpus()[0].model.trim()}`,
+    kernel: release(),
+    node: process.version,
+    started: new Date().toISOString(),
+    loadavgStart: loadavg(),
+  }
+  const rows = []
+  const raw = {}
+  const timings = {}
+  for (const [number, name] of SECTIONS) {
+    if (only && !only.has(number)) continue
+    const started = Date.now()
+    process.stderr.write(`bench: ${number}. ${name}${opts.smoke ? ' (smoke)' : ''} ... `)
+    const section = await import(`./${name}.mjs`)
+    const result = await section.run({ smoke: opts.smoke, callgrind: !opts.smoke && !opts['no-callgrind'] })
+    timings[name] = (Date.now() - started) / 1000
+    process.stderr.write(`${timings[name].toFixed(1)} s\n`)
+    rows.push(...result.rows)
+    raw[name] = result.raw
+  }
+  machine.loadavgEnd = loadavg()
+  machine.finished = new Date().toISOString()
+  mkdirSync(dirname(opts.json), { recursive: true })
+  writeFileSync(opts.json, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings }, null, 1))
+  printTable({ machine, rows, smoke: opts.smoke })
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
