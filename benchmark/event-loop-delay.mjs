@@ -6,14 +6,15 @@
 // no traffic measures the same way on the same CPU (the machine's own noise floor).
 //
 // - udpcom, 100 kpps: packets timed 10 µs apart, queued with sendBatch (BigInt64Array
-//   timestamps) up to 50 ms ahead from a 5 ms interval; sender worker on CPU 1, JavaScript
-//   on CPU 0.
+//   timestamps) up to 20 ms ahead from a 2 ms interval; sender worker on CPU 1, JavaScript
+//   on CPU 0 (alone: the counting receiver is on CPU 1 here). How long each refill kept the
+//   loop busy is recorded too.
 // - node:dgram, what it can: JavaScript (CPU 0) paces itself to 100 kpps by sending, in each
 //   turn of the event loop (setImmediate), every packet due by now (at most 1,000), so the
 //   loop keeps turning; the rate it reaches is shown.
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 
-import { CPU, tool, nodeRole, roleOptions, emit, loadUdpCom, now, sleep, fmtNs, fmtPps, fmtRatio } from './lib.mjs'
+import { CPU, tool, nodeRole, roleOptions, emit, loadUdpCom, now, sleep, settle, dgramSocket, fmtNs, fmtPps, fmtRatio } from './lib.mjs'
 
 const SIZE = 64
 const RATE = 100_000
@@ -23,13 +24,13 @@ async function measure(variant, seconds) {
   const control = nodeRole(import.meta.url, 'control', { seconds }, { cpu: CPU.APP })
   const idle = await control.json(seconds * 1000 + 30_000)
   await control.close()
-  const receiver = tool('stamp_receiver', ['--mode', 'count', '--cpu', CPU.INSTRUMENT, '--idle-ms', 2000])
+  const receiver = tool('stamp_receiver', ['--mode', 'count', '--cpu', CPU.IO, '--idle-ms', 600_000])
   const port = await receiver.ready()
   const sender = nodeRole(import.meta.url, variant, { port, seconds }, { cpu: CPU.APP })
   await sender.ready()
   const result = await sender.json(seconds * 1000 + 30_000)
   await sender.close()
-  const received = await receiver.ask('report')
+  const received = await settle(receiver, result.sent)
   await receiver.close()
   return { ...result, received: received.count, deliveredPps: received.ratePps, controlDelayP99Ns: idle.delayP99Ns }
 }
@@ -85,42 +86,44 @@ async function udpcomStream({ port, seconds }) {
   emit(`READY ${udp.localPort}`)
   const total = Math.round(RATE * seconds)
   const period = BigInt(Math.round(1e9 / RATE))
-  const start = now() + 20_000_000n
   const packets = Array.from({ length: 256 }, () => Buffer.alloc(SIZE))
   const stamps = new BigInt64Array(packets.length)
+  let next = now() + 20_000_000n // target of the next packet to queue
   let queued = 0
+  const refills = []
   const queueAhead = () => {
-    const horizon = now() + 50_000_000n
-    while (queued < total && start + BigInt(queued) * period <= horizon) {
+    const started = now()
+    const horizon = started + 20_000_000n
+    while (queued < total && next <= horizon) {
       const n = Math.min(packets.length, total - queued)
       for (let i = 0; i < n; i++) {
-        stamps[i] = start + BigInt(queued + i) * period
-        packets[i].writeBigUInt64LE(stamps[i], 0)
+        stamps[i] = next + BigInt(i) * period
         packets[i].writeUInt32LE(queued + i, 8)
       }
-      const batch = n === packets.length ? packets : packets.slice(0, n)
-      const sent = udp.sendBatch(batch, n === packets.length ? stamps : stamps.slice(0, n))
+      const sent = udp.sendBatch(n === packets.length ? packets : packets.slice(0, n), n === packets.length ? stamps : stamps.slice(0, n))
       queued += sent
+      next += BigInt(sent) * period
       if (sent < n) break
     }
+    refills.push(Number(now() - started))
   }
   const stop = monitor()
   queueAhead()
-  const refill = setInterval(queueAhead, 5)
+  const refill = setInterval(queueAhead, 2)
   while (queued < total) await sleep(10)
   await udp.drain()
   const eld = stop()
   clearInterval(refill)
+  refills.sort((a, b) => a - b)
+  const refillP99Ns = refills[Math.ceil(0.99 * refills.length) - 1]
+  const refillMaxNs = refills.at(-1)
   const s = udp.getPacketStats()
-  emit({ ...eld, sent: s.nPacketsSent, senderP99Ns: s.p99LatencyNs, rtPauses: s.nRtPauses, ringFull: s.nSendRingFull })
+  emit({ ...eld, sent: s.nPacketsSent, refillP99Ns, refillMaxNs, senderP99Ns: s.p99LatencyNs, rtPauses: s.nRtPauses, ringFull: s.nSendRingFull })
   udp.closeSocket()
 }
 
 async function dgramStream({ port, seconds }) {
-  const dgram = await import('node:dgram')
-  const socket = dgram.createSocket('udp4')
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  await new Promise((resolve) => socket.connect(port, '127.0.0.1', resolve))
+  const socket = await dgramSocket(port)
   emit(`READY ${socket.address().port}`)
   const total = Math.round(RATE * seconds)
   const period = 1e9 / RATE
@@ -141,7 +144,7 @@ async function dgramStream({ port, seconds }) {
     turn()
   })
   const eld = stop()
-  emit({ ...eld, sent })
+  emit({ ...eld, sent: sent - socket.errors, errors: socket.errors })
   socket.close()
 }
 

@@ -13,7 +13,7 @@ import { cpus, release } from 'node:os'
 import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { ROOT, BIN } from './lib.mjs'
+import { ROOT, BIN, NoiseMonitor } from './lib.mjs'
 import { printTable } from './table.mjs'
 
 const SECTIONS = [
@@ -60,6 +60,8 @@ async function main() {
   const rows = []
   const raw = {}
   const timings = {}
+  const noise = {}
+  const monitor = new NoiseMonitor()
   for (const [number, name] of SECTIONS) {
     if (only && !only.has(number)) continue
     const started = Date.now()
@@ -67,14 +69,17 @@ async function main() {
     const section = await import(`./${name}.mjs`)
     const result = await section.run({ smoke: opts.smoke, callgrind: !opts.smoke && !opts['no-callgrind'] })
     timings[name] = (Date.now() - started) / 1000
-    process.stderr.write(`${timings[name].toFixed(1)} s\n`)
+    noise[number] = monitor.take()
+    process.stderr.write(`${timings[name].toFixed(1)} s; other processes used ${(noise[number].otherCpuShare * 100).toFixed(0)}% of the CPUs\n`)
     rows.push(...result.rows)
     raw[name] = result.raw
   }
+  monitor.stop()
   machine.loadavgEnd = loadavg()
+  machine.noise = noise
   machine.finished = new Date().toISOString()
   mkdirSync(dirname(opts.json), { recursive: true })
-  writeFileSync(opts.json, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings }, null, 1))
+  writeFileSync(opts.json, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings, noise }, null, 1))
   printTable({ machine, rows, smoke: opts.smoke })
 }
 

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleepMs } from 'node:timers/promises'
 
@@ -115,6 +116,31 @@ export class Child {
   }
 }
 
+/**
+ * Waits until an independent receiver (stamp_receiver) has `expected` datagrams, or until its
+ * count stops growing for `quietMs`; returns its measurement (without ending it).
+ */
+export async function settle(receiver, expected, quietMs = 300) {
+  let last = -1
+  for (;;) {
+    await sleepMs(quietMs)
+    const result = await receiver.ask('peek')
+    if (result.count >= expected || result.count === last) return result
+    last = result.count
+  }
+}
+
+/** A connected node:dgram socket whose send errors are counted, not thrown. */
+export async function dgramSocket(port, options = {}) {
+  const dgram = await import('node:dgram')
+  const socket = dgram.createSocket({ type: 'udp4', ...options })
+  socket.errors = 0
+  socket.on('error', () => { socket.errors++ })
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  if (port) await new Promise((resolve) => socket.connect(port, '127.0.0.1', resolve))
+  return socket
+}
+
 /** A Rust instrument from engine/examples. */
 export const tool = (name, args, options) => new Child(BIN(name), args.map(String), { name, ...options })
 
@@ -210,3 +236,87 @@ export const fmtNs = (v) => {
 }
 export const fmtLat = (s) => (s ? `${fmtNs(s.p50)} / ${fmtNs(s.p99)} / ${fmtNs(s.p999)} / ${fmtNs(s.max)}` : 'n/a')
 export const fmtRatio = (v) => (Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(2)}×` : 'n/a')
+
+/**
+ * What the rest of the machine is doing: CPU time (clock ticks) of every process outside this
+ * benchmark's process tree (kernel threads excluded), and user threads outside it that run
+ * SCHED_FIFO or SCHED_RR. The VM is shared, so the benchmark records how busy the rest of it
+ * was (see NoiseMonitor).
+ */
+export function machineSnapshot(rootPid = process.pid) {
+  const procs = new Map()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      const fields = stat.slice(close + 2).split(' ')
+      procs.set(Number(entry), {
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+      })
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === rootPid) return true
+    return false
+  }
+  const kernel = (pid) => pid === 2 || procs.get(pid)?.ppid === 2
+  const ticks = new Map()
+  const rt = new Set()
+  for (const [pid, p] of procs) {
+    if (ours(pid) || kernel(pid)) continue
+    ticks.set(pid, p.ticks)
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        const close = stat.lastIndexOf(')')
+        const fields = stat.slice(close + 2).split(' ')
+        // Field 41 (policy) is index 38 after the command: 1 FIFO, 2 RR.
+        if (fields[38] === '1' || fields[38] === '2') rt.add(`${stat.slice(stat.indexOf('(') + 1, close)}(${p.comm} ${pid})`)
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return { at: Number(process.hrtime.bigint()), ticks, rt }
+}
+
+/** Samples machineSnapshot every second; `take()` returns what other processes did since. */
+export class NoiseMonitor {
+  constructor() {
+    this.last = machineSnapshot()
+    this.reset()
+    this.timer = setInterval(() => this.sample(), 1000)
+    this.timer.unref()
+  }
+
+  reset() {
+    this.since = this.last.at
+    this.ticks = 0
+    this.rt = new Set()
+  }
+
+  sample() {
+    const next = machineSnapshot()
+    for (const [pid, t] of next.ticks) this.ticks += t - (this.last.ticks.get(pid) ?? 0)
+    for (const name of next.rt) this.rt.add(name)
+    this.last = next
+  }
+
+  /** { otherCpuShare: 0..1 of all CPUs, otherRtThreads: [...] } since the last take(). */
+  take() {
+    this.sample()
+    const seconds = (this.last.at - this.since) / 1e9
+    const result = { otherCpuShare: this.ticks / 100 / seconds / cpus().length, otherRtThreads: [...this.rt] }
+    this.reset()
+    return result
+  }
+
+  stop() {
+    clearInterval(this.timer)
+  }
+}

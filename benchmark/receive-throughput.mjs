@@ -20,16 +20,17 @@
 import { CPU, tool, nodeRole, roleOptions, emit, onCommands, loadUdpCom, sleep, fmtPps, fmtRatio } from './lib.mjs'
 
 const RECV_BUFFER = 4 * 1024 * 1024
+const WORKER_CPU = CPU.IO
 
-function startReceiver(variant) {
+export function startReceiver(variant, options = {}) {
   if (variant === 'native') {
-    return tool('native_bench', ['receive', '--cpu', CPU.APP, '--worker-cpu', CPU.IO])
+    return tool('native_bench', ['receive', '--cpu', CPU.APP, '--worker-cpu', options.workerCpu ?? WORKER_CPU])
   }
-  return nodeRole(import.meta.url, variant, {}, { cpu: CPU.APP })
+  return nodeRole(import.meta.url, variant, options, { cpu: CPU.APP })
 }
 
 /** Sends a burst at `rate`; returns { lossless, offeredOk, received, sent }. */
-async function trial(receiver, port, rate, burstSeconds) {
+export async function trial(receiver, port, rate, burstSeconds) {
   const count = Math.max(2000, Math.round(rate * burstSeconds))
   const blaster = tool('udp_load', ['blast', '--port', port, '--rate', rate, '--count', count, '--cpu', CPU.IO])
   await blaster.ready()
@@ -37,9 +38,10 @@ async function trial(receiver, port, rate, burstSeconds) {
   await blaster.close()
   // Let the receiver finish what is buffered, until nothing more comes.
   let received = 0
+  let report
   for (;;) {
     await sleep(150)
-    const report = await receiver.ask('report')
+    report = await receiver.ask('report')
     received += report.count
     if (report.count === 0 || received >= blast.sent) break
   }
@@ -50,6 +52,9 @@ async function trial(receiver, port, rate, burstSeconds) {
     achievedPps: blast.achievedPps,
     received,
     sent: blast.sent,
+    // Where the losses went (udpcom and native: counters since the start of the receiver).
+    ringOverflow: report.ringOverflow,
+    kernelDrops: report.kernelDrops,
   }
 }
 
@@ -119,9 +124,9 @@ export async function run({ smoke }) {
 
 // Roles (child processes): count what arrives; `report` answers with the count since the
 // last report.
-async function udpcomReceiver(variant) {
+async function udpcomReceiver(variant, { workerCpu = WORKER_CPU } = {}) {
   const UdpCom = loadUdpCom()
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, cpu: CPU.IO })
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, cpu: workerCpu })
   udp.initSocket()
   udp.start()
   let count = 0
@@ -177,8 +182,7 @@ async function dgramReceiver() {
 
 if (process.argv[1] === new URL(import.meta.url).pathname) {
   const role = process.argv[2]
-  roleOptions()
-  const main = role === 'dgram' ? dgramReceiver() : udpcomReceiver(role)
+  const main = role === 'dgram' ? dgramReceiver() : udpcomReceiver(role, roleOptions())
   main.catch((error) => {
     console.error(error)
     process.exit(1)

@@ -11,13 +11,13 @@
 // - native ceiling: engine/examples/native_bench send, the same loop as sendData in Rust
 //   (producer on CPU 0, worker on CPU 1).
 // Each is run `repeats` times, interleaved; the table shows the median.
-import { CPU, tool, nodeRole, roleOptions, emit, loadUdpCom, now, sleep, median, fmtPps, fmtRatio } from './lib.mjs'
+import { CPU, tool, nodeRole, roleOptions, emit, loadUdpCom, now, sleep, median, settle, dgramSocket, fmtPps, fmtRatio } from './lib.mjs'
 
 const SIZE = 64
 const CAPACITY = 65_536
 
 async function measure(variant, seconds) {
-  const receiver = tool('stamp_receiver', ['--mode', 'count', '--cpu', CPU.INSTRUMENT, '--idle-ms', 400])
+  const receiver = tool('stamp_receiver', ['--mode', 'count', '--cpu', CPU.INSTRUMENT, '--idle-ms', 600_000])
   const port = await receiver.ready()
   let sender
   if (variant === 'native') {
@@ -29,14 +29,14 @@ async function measure(variant, seconds) {
   await sender.ready()
   const sent = await sender.json(seconds * 1000 + 30_000)
   await sender.close()
-  const received = await receiver.json(30_000)
+  const received = await settle(receiver, sent.sent)
   await receiver.close()
   return { deliveredPps: received.ratePps, received: received.count, sent }
 }
 
 export async function run({ smoke }) {
   const seconds = smoke ? 0.3 : 2
-  const repeats = smoke ? 1 : 3
+  const repeats = smoke ? 1 : 5
   const variants = ['sendData', 'sendBatch', 'dgram', 'native']
   const runs = Object.fromEntries(variants.map((v) => [v, []]))
   for (let r = 0; r < repeats; r++) {
@@ -104,10 +104,7 @@ async function udpcomSender({ port, seconds }, batch) {
 }
 
 async function dgramSender({ port, seconds }) {
-  const dgram = await import('node:dgram')
-  const socket = dgram.createSocket('udp4')
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  await new Promise((resolve) => socket.connect(port, '127.0.0.1', resolve))
+  const socket = await dgramSocket(port)
   emit(`READY ${socket.address().port}`)
   const payload = Buffer.alloc(SIZE)
   const started = now()
@@ -120,7 +117,7 @@ async function dgramSender({ port, seconds }) {
     }
     await new Promise(setImmediate)
   }
-  emit({ queued: sent, sent, spanNs: Number(now() - started) })
+  emit({ queued: sent, sent: sent - socket.errors, errors: socket.errors, spanNs: Number(now() - started) })
   socket.close()
 }
 

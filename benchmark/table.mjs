@@ -14,5 +14,12 @@ export function printTable({ machine, rows, smoke }) {
     const met = smoke ? '(smoke)' : r.met ? '✅ met' : '❌ missed'
     lines.push(`| ${[r.section, r.name, r.udpcom, r.dgram, r.ratio, r.native, r.target, met].map(cell).join(' | ')} |`)
   }
+  if (machine.noise) {
+    const share = Object.entries(machine.noise).map(([n, v]) => `${n}: ${(v.otherCpuShare * 100).toFixed(0)}%`)
+    const rt = [...new Set(Object.values(machine.noise).flatMap((v) => v.otherRtThreads))]
+    lines.push('')
+    lines.push(`Other processes on the machine during each section (share of both CPUs): ${share.join(', ')}.` +
+      (rt.length > 0 ? ` Other SCHED_FIFO/RR threads seen: ${rt.join(', ')}.` : ' No other SCHED_FIFO/RR threads seen.'))
+  }
   console.log(lines.join('\n'))
 }

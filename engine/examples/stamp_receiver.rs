@@ -17,8 +17,9 @@
 //! - `count`: counts datagrams (recvmmsg, no stamps) for throughput measurements.
 //!
 //! Commands on stdin, one per line: `report` prints the result so far as one JSON line and
-//! starts a new measurement; `quit` (or end of input) prints it and exits. Without commands it
-//! also finishes by itself `--idle-ms` after the last datagram, or after `--max-s`.
+//! starts a new measurement; `peek` prints it and goes on with the same measurement; `quit`
+//! (or end of input) prints it and exits. Without commands it also finishes by itself
+//! `--idle-ms` after the last datagram, or after `--max-s`.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
@@ -221,6 +222,12 @@ fn main() {
                 println!("{}", m.json(&mode));
                 std::io::stdout().flush().unwrap();
                 m = Measurement::default();
+            }
+            Ok(cmd) if cmd == "peek" => {
+                let lateness = m.lateness.clone();
+                println!("{}", m.json(&mode));
+                std::io::stdout().flush().unwrap();
+                m.lateness = lateness;
             }
             Ok(cmd) if cmd == "quit" => break,
             _ => {}
