@@ -3,10 +3,12 @@
 // udpcom is, the native-only ceiling where it makes sense, and the target.
 //
 //   node benchmark/index.mjs [--smoke] [--only 1,3] [--no-build] [--no-callgrind] [--json FILE]
+//                            [--readme]
 //
 // --smoke runs every section briefly (seconds, not minutes) to show that it works; its
 // figures mean nothing. Full results (every repeat, every raw figure) go to
-// .tmp/bench-results.json (or --json FILE).
+// .tmp/bench-results.json (or --json FILE). --readme writes the table into README.md, between
+// the bench:start and bench:end markers of its Benchmark section.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, release } from 'node:os'
@@ -14,7 +16,7 @@ import { dirname } from 'node:path'
 import { parseArgs } from 'node:util'
 
 import { ROOT, BIN, NoiseMonitor } from './lib.mjs'
-import { printTable } from './table.mjs'
+import { formatTable } from './table.mjs'
 
 const SECTIONS = [
   ['1', 'send-throughput'],
@@ -32,6 +34,7 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     'no-build': { type: 'boolean', default: false },
     'no-callgrind': { type: 'boolean', default: false },
+    readme: { type: 'boolean', default: false },
     json: { type: 'string', default: `${ROOT}.tmp/bench-results.json` },
   },
 })
@@ -80,7 +83,15 @@ async function main() {
   machine.finished = new Date().toISOString()
   mkdirSync(dirname(opts.json), { recursive: true })
   writeFileSync(opts.json, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings, noise }, null, 1))
-  printTable({ machine, rows, smoke: opts.smoke })
+  const table = formatTable({ machine, rows, smoke: opts.smoke })
+  console.log(table)
+  if (opts.readme) {
+    const readme = readFileSync(`${ROOT}README.md`, 'utf8')
+    const marked = /(<!-- bench:start -->\n)[\s\S]*?(<!-- bench:end -->)/
+    if (!marked.test(readme)) throw new Error('README.md has no bench:start/bench:end markers')
+    const command = `node benchmark/index.mjs ${process.argv.slice(2).join(' ')}`.trim()
+    writeFileSync(`${ROOT}README.md`, readme.replace(marked, (_, start, end) => `${start}\`${command}\`:\n\n${table}\n${end}`))
+  }
 }
 
 main().catch((error) => {

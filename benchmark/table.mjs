@@ -2,7 +2,7 @@
 
 const cell = (v) => String(v ?? '').replace(/\|/g, '\\|')
 
-export function printTable({ machine, rows, smoke }) {
+export function formatTable({ machine, rows, smoke }) {
   const lines = []
   lines.push(`udpcom benchmark — ${machine.cpu}, Linux ${machine.kernel}, Node ${machine.node}; ` +
     `load average ${machine.loadavgStart} at start, ${machine.loadavgEnd} at end; ${machine.started}` +
@@ -21,5 +21,5 @@ export function printTable({ machine, rows, smoke }) {
     lines.push(`Other processes on the machine during each section (share of both CPUs): ${share.join(', ')}.` +
       (rt.length > 0 ? ` Other SCHED_FIFO/RR threads seen: ${rt.join(', ')}.` : ' No other SCHED_FIFO/RR threads seen.'))
   }
-  console.log(lines.join('\n'))
+  return lines.join('\n')
 }
