@@ -7,7 +7,7 @@
 // found with a ladder (×1.5 steps from 40k pps), then two bisection steps between the last
 // lossless and the first lossy rate; a rate counts as lossless if one of two tries is
 // (the VM has hiccups). A rate the generator cannot offer (achieved < 95% of offered) ends
-// the ladder: the result is then "≥" that rate.
+// the ladder: the result is then "≥" the rate it did offer, if nothing was lost.
 //
 // Receivers (JavaScript thread on CPU 0; udpcom's receive worker on CPU 1; every socket
 // with a 4 MiB kernel receive buffer, udpcom with its default 4,096-packet ring):
@@ -62,12 +62,13 @@ async function highestLossless(variant, { burstSeconds, ladder, bisect }) {
   const receiver = startReceiver(variant)
   const port = await receiver.ready()
   const trials = []
+  // A rate the generator could not offer in full counts at the rate it did offer.
   const lossless = async (rate) => {
     for (let attempt = 0; attempt < 2; attempt++) {
       const t = await trial(receiver, port, rate, burstSeconds)
       trials.push(t)
-      if (!t.offeredOk) return { ok: t.lossless, limitedByGenerator: true }
-      if (t.lossless) return { ok: true }
+      if (!t.offeredOk) return { ok: t.lossless, limitedByGenerator: true, offered: Math.floor(t.achievedPps / 1000) * 1000 }
+      if (t.lossless) return { ok: true, offered: rate }
     }
     return { ok: false }
   }
@@ -76,7 +77,7 @@ async function highestLossless(variant, { burstSeconds, ladder, bisect }) {
   let limited = false
   for (const rate of ladder) {
     const r = await lossless(rate)
-    if (r.ok) best = rate
+    if (r.ok) best = Math.max(best, r.offered)
     if (r.limitedByGenerator) {
       limited = r.ok
       break
@@ -88,8 +89,10 @@ async function highestLossless(variant, { burstSeconds, ladder, bisect }) {
   }
   for (let i = 0; i < bisect && failed !== null && best > 0; i++) {
     const mid = Math.round((best + failed) / 2 / 1000) * 1000
-    if ((await lossless(mid)).ok) best = mid
+    const r = await lossless(mid)
+    if (r.ok) best = Math.max(best, r.offered)
     else failed = mid
+    if (r.limitedByGenerator) break
   }
   await receiver.close()
   return { variant, best, limitedByGenerator: limited, trials }
@@ -105,15 +108,18 @@ export async function run({ smoke }) {
   const show = (r) => `${r.limitedByGenerator ? '≥ ' : ''}${fmtPps(r.best)}`
   const row = (name, v) => {
     const ratio = results[v].best / results.dgram.best
+    // udpcom limited by the generator (a lower bound) against an exact dgram figure: the
+    // target can be shown met, not missed.
+    const lowerBound = results[v].limitedByGenerator && !results.dgram.limitedByGenerator
     return {
       section: '2',
       name: `Receive into JS without loss, ${name}`,
       udpcom: show(results[v]),
       dgram: show(results.dgram),
-      ratio: fmtRatio(ratio),
+      ratio: `${lowerBound ? '≥ ' : ''}${fmtRatio(ratio)}`,
       native: show(results.native),
       target: '≥ 2× dgram',
-      met: ratio >= 2,
+      met: ratio >= 2 ? true : lowerBound ? null : false,
     }
   }
   return {

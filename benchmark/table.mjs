@@ -11,7 +11,7 @@ export function formatTable({ machine, rows, smoke }) {
   lines.push('| # | Measurement | udpcom | node:dgram | udpcom advantage (× better) | native-only ceiling | target | met |')
   lines.push('|---|---|---|---|---|---|---|---|')
   for (const r of rows) {
-    const met = smoke ? '(smoke)' : r.met ? '✅ met' : '❌ missed'
+    const met = smoke ? '(smoke)' : r.met === null ? '⚠️ inconclusive' : r.met ? '✅ met' : '❌ missed'
     lines.push(`| ${[r.section, r.name, r.udpcom, r.dgram, r.ratio, r.native, r.target, met].map(cell).join(' | ')} |`)
   }
   if (machine.noise) {

@@ -101,10 +101,16 @@ export async function run({ smoke }) {
       target = `p99 ≤ 10 kpps p99 (${fmtNs(ref.p99)})`
       met = withinNoise(r.udpcom.p99, ref.p99)
     }
+    // What the sender itself saw, when it explains the figures: pauses it took to stay clear of
+    // RT throttling, and the spin window it ended with (median over the runs).
+    const senders = runs[key].udpcom.map((x) => x.sender)
+    const pauses = median(senders.map((x) => x.rtPauses))
+    const window = median(senders.map((x) => x.spinWindowNs))
+    const note = pauses > 0 ? ` (sender: ${pauses} RT pauses, spin window ${fmtNs(window)})` : ''
     rows.push({
       section: '3',
       name: `Timed send ${rate / 1000} kpps, ${blocked ? 'loop blocked 5 ms/20 ms' : 'idle loop'}: lateness p50 / p99 / p99.9 / max`,
-      udpcom: fmtLat(r.udpcom),
+      udpcom: `${fmtLat(r.udpcom)}${note}`,
       dgram: fmtLat(r.dgram),
       ratio: `p99 ${fmtRatio(r.dgram.p99 / r.udpcom.p99)}`,
       native: `loopback path alone: ${fmtLat(floor[rate])}`,
