@@ -9,8 +9,10 @@
 // (the VM has hiccups). A rate the generator cannot offer (achieved < 95% of offered) ends
 // the ladder: the result is then "≥" the rate it did offer, if nothing was lost.
 //
-// Receivers (JavaScript thread on CPU 0; udpcom's receive worker on CPU 1; every socket
-// with a 4 MiB kernel receive buffer, udpcom with its default 4,096-packet ring):
+// Receivers: the whole receiving side on CPU 0 (JavaScript thread and udpcom's receive worker
+// alike), so that the generator has CPU 1 to itself in every run (on loopback the kernel's
+// receive processing runs on the sending CPU, in the generator's system calls); every socket
+// with a 4 MiB kernel receive buffer, udpcom with its default 4,096-packet ring:
 // - udpcom receiveData: `await receiveData()` in a loop, one promise per packet;
 // - udpcom receiveBatch: `await receiveBatch(1024)` in a loop;
 // - udpcom onPackets: a callback with up to 1,024 packets per call;
@@ -20,7 +22,7 @@
 import { CPU, tool, nodeRole, roleOptions, emit, onCommands, loadUdpCom, sleep, fmtPps, fmtRatio } from './lib.mjs'
 
 const RECV_BUFFER = 4 * 1024 * 1024
-const WORKER_CPU = CPU.IO
+const WORKER_CPU = CPU.APP
 
 export function startReceiver(variant, options = {}) {
   if (variant === 'native') {
