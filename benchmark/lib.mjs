@@ -1,0 +1,322 @@
+// Shared helpers of the benchmark: child processes (Node roles and the Rust instruments in
+// engine/examples), CPU placement, statistics and formatting.
+//
+// Every measurement runs in child processes so that each side has its own event loop and
+// CPU placement. Children talk line by line: `READY <port>` once listening, then one JSON
+// line per result; commands (`report`, `quit`) go to their stdin.
+import { spawn } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { cpus } from 'node:os'
+import { fileURLToPath } from 'node:url'
+import { setTimeout as sleepMs } from 'node:timers/promises'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+export const BIN = (name) => `${ROOT}target/release/examples/${name}`
+export const require = createRequire(import.meta.url)
+export const loadUdpCom = () => require('../index.js').UdpCom
+export const now = () => process.hrtime.bigint()
+export const sleep = sleepMs
+
+/**
+ * CPU placement (the VM has CPUs 0 and 1). The thread that makes the send system calls gets
+ * CPU 1: udpcom's worker threads, node:dgram's JavaScript thread, the native load generator.
+ * The independent receiver/stamper and the JavaScript thread that only feeds udpcom's ring
+ * get CPU 0.
+ */
+export const CPU = { APP: 0, IO: 1, INSTRUMENT: 0 }
+
+/** A child process speaking the line protocol. */
+export class Child {
+  constructor(command, args, { cpu, name = command } = {}) {
+    const [cmd, argv] = cpu === undefined ? [command, args] : ['taskset', ['-c', String(cpu), command, ...args]]
+    this.name = name
+    this.proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] })
+    this.lines = []
+    this.waiters = []
+    this.stderr = ''
+    let buffer = ''
+    this.proc.stdout.setEncoding('utf8')
+    this.proc.stdout.on('data', (chunk) => {
+      buffer += chunk
+      let nl
+      while ((nl = buffer.indexOf('\n')) >= 0) {
+        const line = buffer.slice(0, nl)
+        buffer = buffer.slice(nl + 1)
+        const waiter = this.waiters.shift()
+        if (waiter) waiter.resolve(line)
+        else this.lines.push(line)
+      }
+    })
+    this.proc.stderr.on('data', (d) => { this.stderr += d })
+    this.proc.stdin.on('error', () => {})
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code, signal) => {
+      for (const w of this.waiters.splice(0)) w.reject(new Error(`${this.name} exited (${code ?? signal}) before answering\n${this.stderr}`))
+      resolve({ code, signal })
+    }))
+  }
+
+  /** The next stdout line. */
+  line(timeoutMs = 60_000) {
+    if (this.lines.length > 0) return Promise.resolve(this.lines.shift())
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
+      return Promise.reject(new Error(`${this.name} exited (${this.proc.exitCode ?? this.proc.signalCode})\n${this.stderr}`))
+    }
+    return new Promise((resolve, reject) => {
+      const waiter = { resolve, reject }
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(waiter), 1)
+        reject(new Error(`${this.name}: no answer within ${timeoutMs} ms\n${this.stderr}`))
+      }, timeoutMs)
+      waiter.resolve = (v) => { clearTimeout(timer); resolve(v) }
+      waiter.reject = (e) => { clearTimeout(timer); reject(e) }
+      this.waiters.push(waiter)
+    })
+  }
+
+  /** Waits for `READY <port>`; returns the port. */
+  async ready(timeoutMs = 30_000) {
+    const line = await this.line(timeoutMs)
+    const match = /^READY (\d+)/.exec(line)
+    if (!match) throw new Error(`${this.name}: expected READY, got ${line}\n${this.stderr}`)
+    return Number(match[1])
+  }
+
+  /** The next stdout line, parsed as JSON. */
+  async json(timeoutMs) {
+    const line = await this.line(timeoutMs)
+    try {
+      return JSON.parse(line)
+    } catch {
+      throw new Error(`${this.name}: expected JSON, got ${line}\n${this.stderr}`)
+    }
+  }
+
+  send(command) {
+    this.proc.stdin.write(`${command}\n`)
+  }
+
+  /** Sends a command and returns the JSON answer. */
+  async ask(command, timeoutMs) {
+    this.send(command)
+    return this.json(timeoutMs)
+  }
+
+  /** Closes stdin (which ends every child of the benchmark) and waits for the exit. */
+  async close(timeoutMs = 10_000) {
+    this.proc.stdin.end()
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), timeoutMs)
+    const result = await this.exited
+    clearTimeout(timer)
+    return result
+  }
+
+  kill() {
+    this.proc.kill('SIGKILL')
+  }
+}
+
+/**
+ * Waits until an independent receiver (stamp_receiver) has `expected` datagrams, or until its
+ * count stops growing for `quietMs`; returns its measurement (without ending it).
+ */
+export async function settle(receiver, expected, quietMs = 300) {
+  let last = -1
+  for (;;) {
+    await sleepMs(quietMs)
+    const result = await receiver.ask('peek')
+    if (result.count >= expected || result.count === last) return result
+    last = result.count
+  }
+}
+
+/** A connected node:dgram socket whose send errors are counted, not thrown. */
+export async function dgramSocket(port, options = {}) {
+  const dgram = await import('node:dgram')
+  const socket = dgram.createSocket({ type: 'udp4', ...options })
+  socket.errors = 0
+  socket.on('error', () => { socket.errors++ })
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  if (port) await new Promise((resolve) => socket.connect(port, '127.0.0.1', resolve))
+  return socket
+}
+
+/** A Rust instrument from engine/examples. */
+export const tool = (name, args, options) => new Child(BIN(name), args.map(String), { name, ...options })
+
+/** A Node role of a benchmark section: `node <script> <role> '<json options>'`. */
+export const nodeRole = (script, role, options = {}, { cpu, nodeArgs = [] } = {}) =>
+  new Child(process.execPath, [...nodeArgs, fileURLToPath(script), role, JSON.stringify(options)], {
+    cpu,
+    name: `${role}`,
+  })
+
+/** Inside a role: its options, and how to answer. */
+export const roleOptions = () => JSON.parse(process.argv[3] ?? '{}')
+export const emit = (value) => process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`)
+
+/** Inside a role: calls `handler(command)` for each stdin line; `quit` or end of input ends. */
+export function onCommands(handler, onQuit = () => process.exit(0)) {
+  let buffer = ''
+  process.stdin.setEncoding('utf8')
+  process.stdin.on('data', (chunk) => {
+    buffer += chunk
+    let nl
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      const command = buffer.slice(0, nl).trim()
+      buffer = buffer.slice(nl + 1)
+      if (command === 'quit') onQuit()
+      else handler(command)
+    }
+  })
+  process.stdin.on('end', onQuit)
+}
+
+/** Busy-waits (the event loop is blocked) for `ms`. */
+export function blockFor(ms) {
+  const end = now() + BigInt(Math.round(ms * 1e6))
+  while (now() < end);
+}
+
+export const median = (values) => {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
+/** Nearest-rank percentile of an unsorted array of numbers. */
+export function percentile(values, q) {
+  const sorted = Float64Array.from(values).sort()
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length, Math.max(1, Math.ceil(q * sorted.length))) - 1]
+}
+
+/** A free UDP port on 127.0.0.1 (bound and released). */
+export async function freePort() {
+  const dgram = await import('node:dgram')
+  const socket = dgram.createSocket('udp4')
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise((resolve) => socket.close(resolve))
+  return port
+}
+
+/** CPU time (ns) of this process's threads whose name starts with `prefix` (all: ''), and
+ * how many such threads there are. */
+export function threadCpuNs(prefix = '') {
+  let total = 0
+  let threads = 0
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      if (!comm.startsWith(prefix)) continue
+      threads++
+      // schedstat: time on CPU in ns (exact); stat: utime+stime in clock ticks (10 ms).
+      const schedstat = `/proc/self/task/${tid}/schedstat`
+      if (existsSync(schedstat)) {
+        total += Number(readFileSync(schedstat, 'utf8').split(' ')[0])
+      } else {
+        const fields = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ')
+        total += (Number(fields[11]) + Number(fields[12])) * 1e7
+      }
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return { ns: total, threads }
+}
+
+// Formatting.
+export const fmtPps = (v) => (Number.isFinite(v) ? `${Math.round(v / 1000).toLocaleString('en-US')}k pps` : 'n/a')
+export const fmtNs = (v) => {
+  if (!Number.isFinite(v)) return 'n/a'
+  const a = Math.abs(v)
+  if (a < 1e3) return `${Math.round(v)} ns`
+  if (a < 1e6) return `${(v / 1e3).toFixed(a < 1e4 ? 2 : 1)} µs`
+  if (a < 1e9) return `${(v / 1e6).toFixed(a < 1e7 ? 2 : 1)} ms`
+  return `${(v / 1e9).toFixed(2)} s`
+}
+export const fmtLat = (s) => (s ? `${fmtNs(s.p50)} / ${fmtNs(s.p99)} / ${fmtNs(s.p999)} / ${fmtNs(s.max)}` : 'n/a')
+export const fmtRatio = (v) => (Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(2)}×` : 'n/a')
+
+/**
+ * What the rest of the machine is doing: CPU time (clock ticks) of every process outside this
+ * benchmark's process tree (kernel threads excluded), and user threads outside it that run
+ * SCHED_FIFO or SCHED_RR. The VM is shared, so the benchmark records how busy the rest of it
+ * was (see NoiseMonitor).
+ */
+export function machineSnapshot(rootPid = process.pid) {
+  const procs = new Map()
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      const fields = stat.slice(close + 2).split(' ')
+      procs.set(Number(entry), {
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+        ppid: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+      })
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const ours = (pid) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; p = procs.get(p)?.ppid ?? 0, hops++) if (p === rootPid) return true
+    return false
+  }
+  const kernel = (pid) => pid === 2 || procs.get(pid)?.ppid === 2
+  const ticks = new Map()
+  const rt = new Set()
+  for (const [pid, p] of procs) {
+    if (ours(pid) || kernel(pid)) continue
+    ticks.set(pid, p.ticks)
+    try {
+      for (const tid of readdirSync(`/proc/${pid}/task`)) {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+        const close = stat.lastIndexOf(')')
+        const fields = stat.slice(close + 2).split(' ')
+        // Field 41 (policy) is index 38 after the command: 1 FIFO, 2 RR.
+        if (fields[38] === '1' || fields[38] === '2') rt.add(`${stat.slice(stat.indexOf('(') + 1, close)}(${p.comm} ${pid})`)
+      }
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return { at: Number(process.hrtime.bigint()), ticks, rt }
+}
+
+/** Samples machineSnapshot every second; `take()` returns what other processes did since. */
+export class NoiseMonitor {
+  constructor() {
+    this.last = machineSnapshot()
+    this.reset()
+    this.timer = setInterval(() => this.sample(), 1000)
+    this.timer.unref()
+  }
+
+  reset() {
+    this.since = this.last.at
+    this.ticks = 0
+    this.rt = new Set()
+  }
+
+  sample() {
+    const next = machineSnapshot()
+    for (const [pid, t] of next.ticks) this.ticks += t - (this.last.ticks.get(pid) ?? 0)
+    for (const name of next.rt) this.rt.add(name)
+    this.last = next
+  }
+
+  /** { otherCpuShare: 0..1 of all CPUs, otherRtThreads: [...] } since the last take(). */
+  take() {
+    this.sample()
+    const seconds = (this.last.at - this.since) / 1e9
+    const result = { otherCpuShare: this.ticks / 100 / seconds / cpus().length, otherRtThreads: [...this.rt] }
+    this.reset()
+    return result
+  }
+
+  stop() {
+    clearInterval(this.timer)
+  }
+}
