@@ -272,7 +272,7 @@ export interface UdpComOptions {
   priority?: number
   /**
    * Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
-   * the measured wake-up lateness (2 µs..500 µs, starting at 50 µs).
+   * the measured wake-up lateness (20 µs..500 µs, starting at 50 µs).
    */
   spinNs?: number
   /**

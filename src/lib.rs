@@ -46,7 +46,7 @@ pub struct UdpComOptions {
     /// SCHED_FIFO priority 1..99 for the workers; unset or 0: normal scheduling.
     pub priority: Option<u32>,
     /// Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
-    /// the measured wake-up lateness (2 µs..500 µs, starting at 50 µs).
+    /// the measured wake-up lateness (20 µs..500 µs, starting at 50 µs).
     pub spin_ns: Option<u32>,
     /// Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
     /// (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
