@@ -1,5 +1,5 @@
 //! Hand-written Node-API entry points for the two per-packet methods, `sendData` and
-//! `sendBatch`, and a JavaScript helper that lets `sendBatch` cross into native code once.
+//! `sendBatch`.
 //!
 //! The glue napi-rs generates around a `&self` method checks the class type tag, registers the
 //! borrow in a process-wide table behind a mutex and allocates its bookkeeping: about 3,500
@@ -11,24 +11,18 @@
 //! before. Anything unusual — `this` not a started UdpCom, a method borrowed onto another
 //! object — goes to the original napi-rs method, so behaviour and errors stay identical.
 //!
-//! `sendBatch` has a second per-packet cost: reading each array element through Node-API
-//! (`napi_get_element` sets up a try/catch scope per call: ~610 instructions, plus ~260 for
-//! `napi_get_typedarray_info`). A small JavaScript function, compiled once per environment,
-//! copies the packets into one reused byte buffer and their lengths into a reused Uint32Array
-//! in a JIT-compiled loop; the native side then reads two typed arrays. Anything unusual (a
-//! non-array, an element that is not a typed array, an empty or detached view) makes the helper
-//! step aside, and the element-by-element path checks and reports it. Where code cannot be
-//! compiled from strings (a locked-down Electron context), the helper is simply not used.
+//! `sendBatch` also avoids reading array elements one Node-API call at a time: see [`crate::batch`].
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::ffi::c_void;
 use std::ptr;
 
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, TypedArray, Unknown};
+use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 
 use crate::args;
+use crate::batch;
 use crate::errors::OrThrow;
 use crate::UdpCom;
 
@@ -44,52 +38,9 @@ thread_local! {
 struct Originals {
     send_data: sys::napi_ref,
     send_batch: sys::napi_ref,
-    /// The flattening helper, if it could be compiled.
-    flatten: Option<sys::napi_ref>,
     /// The packet-object helper of `packets`, if it could be compiled.
     make_packets: Option<sys::napi_ref>,
 }
-
-/// Returns `undefined` (let the native side check element by element) or a reused object
-/// `{ bytes, lengths, count }`: the payloads back to back and their lengths.
-const FLATTEN_HELPER: &str = r#"(function () {
-  const MAX_KEPT = 16 * 1024 * 1024
-  const out = { bytes: new Uint8Array(65536), lengths: new Uint32Array(1024), count: 0 }
-  let busy = false
-  return function udpcomFlattenBatch(packets) {
-    // A getter that calls sendBatch again would share `out`: let that call take the slow path.
-    if (busy || !Array.isArray(packets)) return undefined
-    busy = true
-    try {
-      return flatten(packets)
-    } finally {
-      busy = false
-    }
-  }
-  function flatten(packets) {
-    const count = packets.length
-    let total = 0
-    for (let i = 0; i < count; i++) {
-      const p = packets[i]
-      if (!ArrayBuffer.isView(p) || p instanceof DataView || p.byteLength === 0) return undefined
-      total += p.byteLength
-    }
-    if (out.lengths.length < count) out.lengths = new Uint32Array(Math.max(count, out.lengths.length * 2))
-    if (out.bytes.length < total || out.bytes.length > Math.max(MAX_KEPT, 4 * total)) {
-      out.bytes = new Uint8Array(Math.max(total, 65536))
-    }
-    let offset = 0
-    for (let i = 0; i < count; i++) {
-      const p = packets[i]
-      const bytes = p instanceof Uint8Array ? p : new Uint8Array(p.buffer, p.byteOffset, p.byteLength)
-      out.bytes.set(bytes, offset)
-      out.lengths[i] = bytes.byteLength
-      offset += bytes.byteLength
-    }
-    out.count = count
-    return out
-  }
-})()"#;
 
 /// Marks `udp` (the address napi-rs wrapped) as a live instance of this thread.
 pub fn register(udp: &UdpCom) -> usize {
@@ -126,14 +77,15 @@ pub fn install(env: &Env, exports: &Object) -> napi::Result<()> {
                 .ok()
         })?
     };
-    let flatten = compile(FLATTEN_HELPER);
     let originals = Originals {
         send_data: original("sendData")?,
         send_batch: original("sendBatch")?,
-        flatten,
         make_packets: compile(crate::packets::MAKE_PACKETS_HELPER),
     };
     ORIGINALS.with(|all| all.borrow_mut().push((env.raw() as usize, originals)));
+    if helpers {
+        batch::install(env);
+    }
     prototype.set_named_property("sendData", create_function(env, "sendData", send_data)?)?;
     prototype.set_named_property("sendBatch", create_function(env, "sendBatch", send_batch)?)?;
     Ok(())
@@ -289,34 +241,6 @@ impl Call {
         }
     }
 
-    /// The packets as the JavaScript helper flattened them: payload bytes, their lengths and
-    /// how many. None when there is no helper or it stepped aside.
-    fn flattened(&self) -> Option<(TypedArray<'_>, TypedArray<'_>, usize)> {
-        let helper = self.originals()?.flatten?;
-        let mut undefined = ptr::null_mut();
-        // SAFETY: plain value creation in this environment.
-        unsafe { sys::napi_get_undefined(self.env, &mut undefined) };
-        let result = self.call_function(helper, undefined, &self.argv[..1]);
-        if result.is_null() {
-            // The helper threw (a throwing getter on the array): drop that, and let the
-            // element-by-element path meet the same getter and report it.
-            let mut exception = ptr::null_mut();
-            // SAFETY: clearing this environment's pending exception.
-            unsafe { sys::napi_get_and_clear_last_exception(self.env, &mut exception) };
-            return None;
-        }
-        // SAFETY: a value of this environment.
-        let result = unsafe { Unknown::from_raw_unchecked(self.env, result) };
-        if result.get_type().ok()? != ValueType::Object {
-            return None;
-        }
-        let out = Object::from_unknown(result).ok()?;
-        let bytes: TypedArray = out.get_named_property_unchecked("bytes").ok()?;
-        let lengths: TypedArray = out.get_named_property_unchecked("lengths").ok()?;
-        let count: u32 = out.get_named_property_unchecked("count").ok()?;
-        Some((bytes, lengths, count as usize))
-    }
-
     /// Converts the method's result, throwing its error.
     fn finish<T: ToNapiValue>(&self, result: std::thread::Result<napi::Result<T>>) -> sys::napi_value {
         let error = match result {
@@ -332,18 +256,6 @@ impl Call {
         unsafe { napi::JsError::from(error).throw_into(self.env) };
         ptr::null_mut()
     }
-}
-
-/// Splits the flattened bytes into one slice per packet.
-fn split<'a>(bytes: &'a [u8], lengths: &[u8], count: usize) -> Option<Vec<&'a [u8]>> {
-    let mut offset = 0;
-    let mut payloads = Vec::with_capacity(count);
-    for length in lengths.chunks_exact(4).take(count) {
-        let length = u32::from_ne_bytes(length.try_into().ok()?) as usize;
-        payloads.push(bytes.get(offset..offset + length)?);
-        offset += length;
-    }
-    (payloads.len() == count).then_some(payloads)
 }
 
 unsafe extern "C" fn send_data(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
@@ -377,15 +289,11 @@ unsafe extern "C" fn send_batch(env: sys::napi_env, info: sys::napi_callback_inf
         // Timestamps first: reading them may run JavaScript (getters), which must not run
         // while native code holds pointers into packet bytes.
         let deadlines = args::timestamp_list(call.optional_arg(1), "timestampsNs", count).or_throw(&env)?;
-        let flattened = call.flattened();
-        let payloads = flattened.as_ref().and_then(|(bytes, lengths, flat_count)| {
-            // A getter may have changed the array since it was measured: then start over.
-            (*flat_count == count).then(|| split(bytes.arraybuffer.as_ref(), lengths.arraybuffer.as_ref(), count))?
+        let queued = batch::with_flattened(&env, call.argv[0], count, |payloads| {
+            udp.queue_batch(env, payloads, deadlines)
         });
-        match payloads {
-            Some(payloads) => udp.queue_batch(env, &payloads, deadlines),
-            None => udp.send_batch(env, call.arg(0), call.optional_arg(1)),
-        }
+        // None: no helper, or it stepped aside (or a getter changed the array meanwhile).
+        queued.unwrap_or_else(|| udp.send_batch(env, call.arg(0), call.optional_arg(1)))
     }));
     call.finish(result)
 }

@@ -13,6 +13,7 @@ use napi_derive::napi;
 use udpcom_engine::{Config, UdpEngine};
 
 mod args;
+mod batch;
 mod convert;
 mod errors;
 mod fast_path;
