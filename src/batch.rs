@@ -109,13 +109,17 @@ pub fn install(env: &Env) {
         data: ptr::null_mut(),
         len: 0,
     };
-    let scratch = Scratch {
+    let mut scratch = Scratch {
         flatten,
         set_buffers,
         bytes: empty(),
         lengths: empty(),
     };
-    SCRATCH.with(|all| all.borrow_mut().push((env.raw() as usize, scratch)));
+    // Start with room for a typical batch (64 KiB, 1,024 packets), so the first call does not
+    // have to run the array's getters twice.
+    if grow(env, &mut scratch, 0, 0).is_some() {
+        SCRATCH.with(|all| all.borrow_mut().push((env.raw() as usize, scratch)));
+    }
 }
 
 fn create_reference(env: &Env, value: sys::napi_value) -> Option<sys::napi_ref> {

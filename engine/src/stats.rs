@@ -115,7 +115,9 @@ fn new_histogram() -> Histogram<u64> {
 /// A histogram with exact count, sum, minimum and maximum beside it.
 #[derive(Clone, Debug)]
 pub struct Latencies {
-    histogram: Histogram<u64>,
+    /// Allocated at the first record (about 30 KB): most instances never use some of their
+    /// histograms (wire latency without timestamps, delivery latency when only sending).
+    histogram: Option<Box<Histogram<u64>>>,
     count: u64,
     sum_ns: u128,
     min_ns: u64,
@@ -125,7 +127,7 @@ pub struct Latencies {
 impl Default for Latencies {
     fn default() -> Self {
         Latencies {
-            histogram: new_histogram(),
+            histogram: None,
             count: 0,
             sum_ns: 0,
             min_ns: u64::MAX,
@@ -138,7 +140,8 @@ impl Latencies {
     /// Records one latency.
     #[inline]
     pub fn record(&mut self, latency_ns: u64) {
-        self.histogram.saturating_record(latency_ns.min(HISTOGRAM_MAX_NS));
+        let histogram = self.histogram.get_or_insert_with(|| Box::new(new_histogram()));
+        histogram.saturating_record(latency_ns.min(HISTOGRAM_MAX_NS));
         self.count += 1;
         self.sum_ns += latency_ns as u128;
         self.min_ns = self.min_ns.min(latency_ns);
@@ -152,21 +155,22 @@ impl Latencies {
 
     /// Adds everything `other` recorded.
     pub fn add(&mut self, other: &Latencies) {
-        if other.count == 0 {
+        let Some(theirs) = other.histogram.as_deref().filter(|_| other.count > 0) else {
             return;
-        }
-        self.histogram
-            .add(&other.histogram)
-            .expect("histograms have the same bounds");
+        };
+        let ours = self.histogram.get_or_insert_with(|| Box::new(new_histogram()));
+        ours.add(theirs).expect("histograms have the same bounds");
         self.count += other.count;
         self.sum_ns += other.sum_ns;
         self.min_ns = self.min_ns.min(other.min_ns);
         self.max_ns = self.max_ns.max(other.max_ns);
     }
 
-    /// Forgets everything.
+    /// Forgets everything, keeping the histogram's memory for reuse.
     pub fn clear(&mut self) {
-        self.histogram.reset();
+        if let Some(histogram) = self.histogram.as_deref_mut() {
+            histogram.reset();
+        }
         self.count = 0;
         self.sum_ns = 0;
         self.min_ns = u64::MAX;
@@ -175,10 +179,9 @@ impl Latencies {
 
     /// Percentiles and buckets, ready to report.
     pub fn summary(&self) -> LatencySummary {
-        if self.count == 0 {
+        let Some(h) = self.histogram.as_deref().filter(|_| self.count > 0) else {
             return LatencySummary::default();
-        }
-        let h = &self.histogram;
+        };
         // Buckets double from 16 ns (a spinning sender is tens of ns late) to the maximum. A
         // recorded value counts in the first bucket whose bound is at least the highest value
         // it may stand for, so `upToNs` is a true upper bound.
