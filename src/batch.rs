@@ -20,6 +20,8 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::{sys, Env, JsValue};
 
+use crate::napi_raw::{call_helper, create_reference};
+
 /// Returns `{ setBuffers, flatten }`; `flatten(packets)` returns the packet count, -1 to step
 /// aside, or -2 - n when the buffers cannot hold the n bytes (or the count) of this batch.
 const FLATTEN_HELPER: &str = r#"(function () {
@@ -122,13 +124,6 @@ pub fn install(env: &Env) {
     }
 }
 
-fn create_reference(env: &Env, value: sys::napi_value) -> Option<sys::napi_ref> {
-    let mut reference = ptr::null_mut();
-    // SAFETY: `value` is a live value of `env`; the reference is owned by the env.
-    let status = unsafe { sys::napi_create_reference(env.raw(), value, 1, &mut reference) };
-    (status == sys::Status::napi_ok).then_some(reference)
-}
-
 /// Flattens `packets` (an array of `count` elements) with the helper and hands the payloads to
 /// `queue`. None when there is no helper or it stepped aside: take the slow path then. No
 /// JavaScript runs between the helper's return and `queue`, so the payloads stay put.
@@ -168,22 +163,13 @@ pub fn with_flattened<R>(
     })
 }
 
-/// Calls the helper; None if it threw (the exception is cleared) or returned a non-number.
+/// Calls the helper; None if it threw (a getter on the array: the slow path meets it again and
+/// reports it) or returned a non-number.
 fn call(env: &Env, function: sys::napi_ref, argument: sys::napi_value) -> Option<f64> {
-    let (mut callee, mut undefined, mut result, mut number) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut(), 0.0);
-    // SAFETY: the reference and the argument belong to this environment, on its thread.
-    unsafe {
-        sys::napi_get_reference_value(env.raw(), function, &mut callee);
-        sys::napi_get_undefined(env.raw(), &mut undefined);
-        if sys::napi_call_function(env.raw(), undefined, callee, 1, &argument, &mut result) != sys::Status::napi_ok {
-            // A getter on the array threw: drop it here; the slow path meets it again and
-            // reports it as an argument error.
-            let mut exception = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
-            return None;
-        }
-        (sys::napi_get_value_double(env.raw(), result, &mut number) == sys::Status::napi_ok).then_some(number)
-    }
+    let result = call_helper(env, function, &[argument])?;
+    let mut number = 0.0;
+    // SAFETY: a value of this environment.
+    (unsafe { sys::napi_get_value_double(env.raw(), result, &mut number) } == sys::Status::napi_ok).then_some(number)
 }
 
 /// Gives the helper buffers that hold `bytes` bytes and `count` lengths (doubling sizes).

@@ -24,6 +24,7 @@ use napi::{sys, Env, JsValue, ValueType};
 use crate::args;
 use crate::batch;
 use crate::errors::OrThrow;
+use crate::napi_raw::create_reference;
 use crate::UdpCom;
 
 thread_local! {
@@ -38,8 +39,6 @@ thread_local! {
 struct Originals {
     send_data: sys::napi_ref,
     send_batch: sys::napi_ref,
-    /// The packet-object helper of `packets`, if it could be compiled.
-    make_packets: Option<sys::napi_ref>,
 }
 
 /// Marks `udp` (the address napi-rs wrapped) as a live instance of this thread.
@@ -54,68 +53,30 @@ pub fn unregister(address: usize) {
     LIVE.with(|live| live.borrow_mut().remove(&address));
 }
 
-fn create_reference(env: &Env, value: &Unknown<'_>) -> napi::Result<sys::napi_ref> {
-    let mut reference = ptr::null_mut();
-    // SAFETY: `value` is a live value of `env`; the reference is owned by the env.
-    napi::check_status!(unsafe { sys::napi_create_reference(env.raw(), value.raw(), 1, &mut reference) })?;
-    Ok(reference)
-}
-
 /// Replaces `UdpCom.prototype.sendData` and `sendBatch` with the fast entry points.
 pub fn install(env: &Env, exports: &Object) -> napi::Result<()> {
     // The class is a function; Object::from_unknown does not insist on typeof 'object'.
     let class = Object::from_unknown(exports.get_named_property::<Unknown>("UdpCom")?)?;
     let mut prototype: Object = class.get_named_property("prototype")?;
-    let original = |name: &str| create_reference(env, &prototype.get_named_property::<Unknown>(name)?);
+    let original = |name: &str| -> napi::Result<sys::napi_ref> {
+        let function: Unknown = prototype.get_named_property(name)?;
+        create_reference(env, function.raw()).ok_or_else(|| napi::Error::from_reason("napi_create_reference failed"))
+    };
     // UDPCOM_NO_JS_HELPERS=1 runs without the JavaScript helpers, as in a context that cannot
     // compile code from strings; the tests use it to cover those paths.
     let helpers = std::env::var_os("UDPCOM_NO_JS_HELPERS").is_none();
-    let compile = |source: &str| {
-        helpers.then(|| {
-            env.run_script::<_, Unknown>(source)
-                .and_then(|f| create_reference(env, &f))
-                .ok()
-        })?
-    };
     let originals = Originals {
         send_data: original("sendData")?,
         send_batch: original("sendBatch")?,
-        make_packets: compile(crate::packets::MAKE_PACKETS_HELPER),
     };
     ORIGINALS.with(|all| all.borrow_mut().push((env.raw() as usize, originals)));
     if helpers {
         batch::install(env);
+        crate::packets::install(env);
     }
     prototype.set_named_property("sendData", create_function(env, "sendData", send_data)?)?;
     prototype.set_named_property("sendBatch", create_function(env, "sendBatch", send_batch)?)?;
     Ok(())
-}
-
-/// Calls the packet-object helper of this environment with `args`; None if it is missing or
-/// threw (its exception is cleared: the caller falls back to building the objects natively).
-pub fn call_make_packets<'env>(env: &'env Env, args: &[sys::napi_value]) -> Option<Unknown<'env>> {
-    let key = env.raw() as usize;
-    let helper = ORIGINALS.with(|all| {
-        all.borrow()
-            .iter()
-            .find(|(e, _)| *e == key)
-            .and_then(|(_, o)| o.make_packets)
-    })?;
-    let (mut function, mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-    // SAFETY: the reference and the arguments belong to this environment, on its thread.
-    let status = unsafe {
-        sys::napi_get_reference_value(env.raw(), helper, &mut function);
-        sys::napi_get_undefined(env.raw(), &mut undefined);
-        sys::napi_call_function(env.raw(), undefined, function, args.len(), args.as_ptr(), &mut result)
-    };
-    if status != sys::Status::napi_ok {
-        let mut exception = ptr::null_mut();
-        // SAFETY: clearing this environment's pending exception, if any.
-        unsafe { sys::napi_get_and_clear_last_exception(env.raw(), &mut exception) };
-        return None;
-    }
-    // SAFETY: a value of this environment.
-    Some(unsafe { Unknown::from_raw_unchecked(env.raw(), result) })
 }
 
 fn create_function<'env>(

@@ -191,3 +191,30 @@ impl<T: 'static> CleanupHook<T> {
         Ok(())
     }
 }
+
+/// A reference that keeps `value` alive until the environment is torn down.
+pub fn create_reference(env: &Env, value: sys::napi_value) -> Option<sys::napi_ref> {
+    let mut reference = ptr::null_mut();
+    // SAFETY: `value` is a live value of `env`; the reference is owned by the env.
+    let status = unsafe { sys::napi_create_reference(env.raw(), value, 1, &mut reference) };
+    (status == sys::Status::napi_ok).then_some(reference)
+}
+
+/// Calls the JavaScript function behind `function` with `this` undefined. None if it threw:
+/// the exception is cleared, for callers that fall back to another way.
+pub fn call_helper(env: &Env, function: sys::napi_ref, args: &[sys::napi_value]) -> Option<sys::napi_value> {
+    let (mut callee, mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: the reference and the arguments belong to this environment, on its thread.
+    unsafe {
+        sys::napi_get_reference_value(env.raw(), function, &mut callee);
+        sys::napi_get_undefined(env.raw(), &mut undefined);
+        if sys::napi_call_function(env.raw(), undefined, callee, args.len(), args.as_ptr(), &mut result)
+            != sys::Status::napi_ok
+        {
+            let mut exception = ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
+            return None;
+        }
+    }
+    Some(result)
+}

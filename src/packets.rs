@@ -8,33 +8,74 @@
 //! in a JIT-compiled loop: each `data` is a Buffer view of the batch's ArrayBuffer. Where code
 //! cannot be compiled from strings, the objects are built natively as before.
 
+use std::cell::RefCell;
+
 use napi::bindgen_prelude::{
-    ArrayBuffer, BigUint64ArraySlice, FromNapiValue, JsObjectValue, Null, Object, ToNapiValue, Uint32ArraySlice,
-    Uint8ArraySlice, Unknown,
+    ArrayBuffer, BigUint64ArraySlice, BufferSlice, FromNapiValue, JsObjectValue, Null, Object, ToNapiValue,
+    Uint32ArraySlice, Uint8ArraySlice, Unknown,
 };
-use napi::{Env, JsValue};
+use napi::{sys, Env, JsValue};
 use udpcom_engine::receiver::StampSource;
 use udpcom_engine::UdpEngine;
 
 use crate::convert::ReceivedPacket;
+use crate::napi_raw::{call_helper, create_reference};
 
-/// Makes the packet objects from the flat arrays (see the module documentation).
-pub const MAKE_PACKETS_HELPER: &str = r#"(function () {
+/// Returns `{ many, one }`: `many` makes the packet objects of a batch from the flat arrays,
+/// `one` makes a single packet object around a Buffer.
+const MAKE_PACKETS_HELPER: &str = r#"(function () {
   const SOURCES = ['user', 'kernel', 'hardware']
-  return function udpcomMakePackets(bytes, lengths, stamps, sources, hardware) {
-    const count = lengths.length
-    const packets = new Array(count)
-    let offset = 0
-    for (let i = 0; i < count; i++) {
-      const length = lengths[i]
-      const packet = { data: Buffer.from(bytes, offset, length), timestampNs: stamps[i], timestampSource: SOURCES[sources[i]] }
-      if (hardware !== undefined && hardware[i] !== 0n) packet.hwTimestampNs = hardware[i]
-      packets[i] = packet
-      offset += length
-    }
-    return packets
+  return {
+    many(bytes, lengths, stamps, sources, hardware) {
+      const count = lengths.length
+      const packets = new Array(count)
+      let offset = 0
+      for (let i = 0; i < count; i++) {
+        const length = lengths[i]
+        const packet = { data: Buffer.from(bytes, offset, length), timestampNs: stamps[i], timestampSource: SOURCES[sources[i]] }
+        if (hardware !== undefined && hardware[i] !== 0n) packet.hwTimestampNs = hardware[i]
+        packets[i] = packet
+        offset += length
+      }
+      return packets
+    },
+    one(data, stamp, source, hardware) {
+      const packet = { data, timestampNs: stamp, timestampSource: SOURCES[source] }
+      if (hardware !== 0n) packet.hwTimestampNs = hardware
+      return packet
+    },
   }
 })()"#;
+
+#[derive(Clone, Copy)]
+struct Helper {
+    many: sys::napi_ref,
+    one: sys::napi_ref,
+}
+
+thread_local! {
+    /// Per environment of this thread. References live until the environment is torn down.
+    static HELPERS: RefCell<Vec<(usize, Helper)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Compiles the helper for `env`.
+pub fn install(env: &Env) {
+    let Ok(helper) = env.run_script::<_, Unknown>(MAKE_PACKETS_HELPER) else {
+        return;
+    };
+    let Ok(helper) = Object::from_unknown(helper) else {
+        return;
+    };
+    let reference = |name: &str| create_reference(env, helper.get_named_property::<Unknown>(name).ok()?.raw());
+    if let (Some(many), Some(one)) = (reference("many"), reference("one")) {
+        HELPERS.with(|all| all.borrow_mut().push((env.raw() as usize, Helper { many, one })));
+    }
+}
+
+fn helper(env: &Env) -> Option<Helper> {
+    let key = env.raw() as usize;
+    HELPERS.with(|all| all.borrow().iter().find(|(e, _)| *e == key).map(|(_, h)| *h))
+}
 
 /// Packets taken out of the receive ring, kept flat until they become JavaScript values.
 /// Reused between batches, so taking packets allocates nothing once it has grown.
@@ -86,8 +127,9 @@ impl PacketBatch {
             Uint8ArraySlice::copy_from(env, &self.sources)?.raw(),
             hardware,
         ];
-        match crate::fast_path::call_make_packets(env, &args) {
-            Some(array) => Ok(array),
+        match helper(env).and_then(|helper| call_helper(env, helper.many, &args)) {
+            // SAFETY: a value of this environment.
+            Some(array) => Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), array) }),
             None => self.packets(env)?.into_unknown(env),
         }
     }
@@ -112,9 +154,22 @@ impl PacketBatch {
 
     /// The first packet as a JavaScript object, or null if the batch is empty.
     pub fn first<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        match self.len() {
-            0 => Null.into_unknown(env),
-            _ => Object::from_unknown(self.to_array(env)?)?.get_element::<Unknown>(0),
+        if self.len() == 0 {
+            return Null.into_unknown(env);
         }
+        let data = &self.bytes[..self.lengths[0] as usize];
+        if let Some(helper) = helper(env) {
+            let args = [
+                BufferSlice::copy_from(env, data)?.raw(),
+                self.stamps[0].into_unknown(env)?.raw(),
+                u32::from(self.sources[0]).into_unknown(env)?.raw(),
+                self.hardware[0].into_unknown(env)?.raw(),
+            ];
+            if let Some(packet) = call_helper(env, helper.one, &args) {
+                // SAFETY: a value of this environment.
+                return Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), packet) });
+            }
+        }
+        ReceivedPacket::from_parts(env, data, self.stamps[0], self.sources[0], self.hardware[0])?.into_unknown(env)
     }
 }
