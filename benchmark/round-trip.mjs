@@ -4,15 +4,16 @@
 // 3 runs interleaved, median of each percentile.
 //
 // Echoes (JavaScript thread on CPU 1; udpcom's workers on CPU 1 too, SCHED_OTHER):
-// - udpcom onPackets: the callback sends each packet back with sendData(packet.data) (from a
-//   microtask: see below);
+// - udpcom onPackets: the callback sends each packet back with sendData(packet.data);
 // - udpcom receiveData: `await receiveData()` then sendData, in a loop;
 // - node:dgram: a 'message' listener that calls socket.send(msg);
 // - native ceiling: native_bench echo, the engine's receive ring drained by a Rust thread
 //   that sends each packet back through the engine's send ring (no JavaScript).
 import { CPU, tool, nodeRole, roleOptions, emit, loadUdpCom, freePort, median, fmtNs, fmtRatio } from './lib.mjs'
 
-export const ECHO_OPTIONS = { cpu: CPU.IO }
+// inlineSend: the echo is due at once and nothing is queued before it, so the JavaScript thread
+// sends it itself instead of waking the sender worker: the option meant for request/response.
+export const ECHO_OPTIONS = { cpu: CPU.IO, inlineSend: true }
 
 async function measure(variant, count) {
   const [echoPort, pingPort] = [await freePort(), await freePort()]
@@ -40,7 +41,7 @@ export async function run({ smoke }) {
   )
   const row = (name, v) => ({
     section: '4',
-    name: `Round trip through JS, ${name}: p50 / p99`,
+    name: `Round trip through JS, ${name} (inlineSend): p50 / p99`,
     udpcom: `${fmtNs(results[v].p50)} / ${fmtNs(results[v].p99)}`,
     dgram: `${fmtNs(results.dgram.p50)} / ${fmtNs(results.dgram.p99)}`,
     ratio: `p50 ${fmtRatio(results.dgram.p50 / results[v].p50)}`,
@@ -64,14 +65,8 @@ async function udpcomEcho({ echoPort, pingPort }, variant) {
   process.stdin.resume()
   emit(`READY ${udp.localPort}`)
   if (variant === 'onPackets') {
-    // Calling a method of the instance inside its own onPackets callback aborts the process
-    // (the binding holds the instance while it calls the callback: "RefCell already
-    // borrowed"), so the echo is sent from a microtask, which runs right after the callback
-    // returns, before the event loop goes on.
     udp.onPackets((packets) => {
-      queueMicrotask(() => {
-        for (const p of packets) udp.sendData(p.data)
-      })
+      for (const p of packets) udp.sendData(p.data)
     })
   } else {
     for (;;) {

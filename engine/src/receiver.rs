@@ -27,7 +27,7 @@ use crate::ring::Producer;
 use crate::rt::RunBudget;
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder};
-use crate::sys::{Ancillary, ErrQueueBatch, RecvBatch};
+use crate::sys::{Ancillary, ErrQueueBatch, RecvBatch, RECV_BATCH};
 use crate::timestamping::{SentLog, TxRecord};
 
 /// Where a received packet's `arrival_ns` comes from.
@@ -100,7 +100,7 @@ impl Receiver {
         while !shared.stop.load(Ordering::Relaxed) {
             if self.receive.is_some() {
                 match self.read_datagrams(&mut clock) {
-                    Ok(()) => {
+                    Ok(count) => {
                         last_datagram_ns = now_ns();
                         if budget.check(now_ns()) {
                             shared
@@ -109,10 +109,17 @@ impl Receiver {
                                 .rt_demotions
                                 .store(budget.demotions(), Ordering::Relaxed);
                         }
-                        if self.tx_stamps_outstanding(stamps_seen) {
-                            stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
+                        // A short batch means the socket was empty when recvmmsg returned:
+                        // unless told to poll on, sleep now instead of asking again only to
+                        // hear EAGAIN. On one CPU that extra system call delays the JavaScript
+                        // thread just woken; poll() is level-triggered, so a datagram that
+                        // arrived meanwhile ends the sleep at once.
+                        if count == RECV_BATCH || self.spin_ns > 0 {
+                            if self.tx_stamps_outstanding(stamps_seen) {
+                                stamps_seen += self.read_tx_stamps(&mut clock, &mut wire);
+                            }
+                            continue;
                         }
-                        continue;
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                         // rxSpinNs: poll on for a while after the last datagram, unless a
@@ -160,8 +167,8 @@ impl Receiver {
         (self.receive, self.tx_stamps)
     }
 
-    /// Reads one batch of datagrams into the ring.
-    fn read_datagrams(&mut self, clock: &mut RealtimeToMonotonic) -> std::io::Result<()> {
+    /// Reads one batch of datagrams into the ring; returns how many it read (at least one).
+    fn read_datagrams(&mut self, clock: &mut RealtimeToMonotonic) -> std::io::Result<usize> {
         let shared = &*self.shared;
         let counters = &shared.counters.receiver;
         let path = self.receive.as_mut().expect("receiving");
@@ -192,7 +199,7 @@ impl Receiver {
         if shared.rx_waiting.load(Ordering::Relaxed) {
             shared.wake_js(&*self.notify);
         }
-        Ok(())
+        Ok(count)
     }
 
     /// True when the sender sent datagrams whose transmit stamps have not been read yet.
