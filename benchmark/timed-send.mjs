@@ -15,6 +15,11 @@
 // every 20 ms (setInterval). Every configuration is run `repeats` times; the table shows the
 // median of each percentile.
 //
+// With `timestamping: 'software'` (idle loop only), udpcom's sender also reads the kernel's
+// transmit stamp of every packet from the socket's error queue: wire latency = TX stamp −
+// target, the time the packet really left. node:dgram cannot report it. On loopback the
+// ordering sender clock ≤ TX stamp ≤ RX stamp must hold, which the row checks.
+//
 // The native column is the floor of this measurement: the native load generator (udp_load
 // blast, CPU 1) writing its departure time into each packet right before sendmmsg, so that
 // lateness is the loopback path alone (system call, stack, stamping).
@@ -75,11 +80,14 @@ export async function run({ smoke }) {
   for (const rate of [10_000, 1_000]) for (const blocked of [false, true]) configs.push({ rate, blocked, key: `${rate}-${blocked ? 'blocked' : 'idle'}` })
   const runs = Object.fromEntries(configs.map((c) => [c.key, { udpcom: [], dgram: [] }]))
   const floorRuns = { 10000: [], 1000: [] }
+  const stampedRuns = { 10000: [], 1000: [] }
   for (let r = 0; r < repeats; r++) {
     for (const { rate, blocked, key } of configs) {
       runs[key].udpcom.push(await measure('udpcom', { rate, seconds, blocked }))
       runs[key].dgram.push(await measure('dgram', { rate, seconds, blocked }))
-      if (!blocked) floorRuns[rate].push(await measureFloor(rate, seconds))
+      if (blocked) continue
+      floorRuns[rate].push(await measureFloor(rate, seconds))
+      stampedRuns[rate].push(await measure('udpcom', { rate, seconds, blocked, extra: { timestamping: 'software' } }))
     }
   }
   const med = Object.fromEntries(configs.map(({ key }) => [key, { udpcom: medianOf(runs[key].udpcom), dgram: medianOf(runs[key].dgram) }]))
@@ -118,7 +126,43 @@ export async function run({ smoke }) {
       met,
     })
   }
-  return { rows, raw: { median: med, floor, runs, floorRuns } }
+  const wire = {}
+  for (const rate of [10_000, 1_000]) {
+    wire[rate] = wireRow(rate, stampedRuns[rate])
+    rows.push(wire[rate].row)
+  }
+  return { rows, raw: { median: med, floor, runs, floorRuns, stampedRuns, wire: Object.fromEntries(Object.entries(wire).map(([k, v]) => [k, v.summary])) } }
+}
+
+/** Wire latency (kernel TX stamp − target) of the timestamped runs, medians over the repeats. */
+function wireRow(rate, stampedRuns) {
+  const pick = (key) => median(stampedRuns.map((r) => r.sender[key]))
+  const summary = {
+    wire: { p50: pick('wireP50Ns'), p99: pick('wireP99Ns'), p999: pick('wireP999Ns'), max: pick('wireMaxNs') },
+    senderClock: { p50: pick('senderP50Ns'), p99: pick('senderP99Ns') },
+    arrival: medianOf(stampedRuns),
+    sent: pick('sent'),
+    txTimestamps: pick('txTimestamps'),
+    txTimestampsDropped: pick('txTimestampsDropped'),
+  }
+  const { wire, senderClock, arrival } = summary
+  // Per packet the TX stamp falls between the sender's clock read and the RX stamp; medians
+  // of the three distributions keep that order.
+  const ordered = senderClock.p50 <= wire.p50 && wire.p50 <= arrival.p50
+  const everyPacket = stampedRuns.every((r) => r.sender.txTimestamps === r.sender.sent)
+  return {
+    summary,
+    row: {
+      section: '3',
+      name: `Timed send ${rate / 1000} kpps, idle loop, timestamping 'software': wire latency (kernel TX stamp − target) p50 / p99 / p99.9 / max`,
+      udpcom: `${fmtLat(wire)} (${summary.txTimestamps.toLocaleString('en-US')} of ${summary.sent.toLocaleString('en-US')} packets stamped)`,
+      dgram: '— (node:dgram has no transmit stamps)',
+      ratio: '—',
+      native: '—',
+      target: `sender clock p50 ${fmtNs(senderClock.p50)} ≤ wire p50 ≤ arrival p50 ${fmtNs(arrival.p50)}; every packet stamped`,
+      met: ordered && everyPacket,
+    },
+  }
 }
 
 // Roles (child processes).
@@ -161,6 +205,12 @@ async function udpcomSender({ port, rate, seconds, blocked, extra = {} }) {
     rtDemotions: s.nRtDemotions,
     stalls: s.nStalls,
     spinWindowNs: s.spinWindowNs,
+    txTimestamps: s.nTxTimestamps,
+    txTimestampsDropped: s.nTxTimestampsDropped,
+    wireP50Ns: s.p50WireLatencyNs,
+    wireP99Ns: s.p99WireLatencyNs,
+    wireP999Ns: s.p999WireLatencyNs,
+    wireMaxNs: s.maxWireLatencyNs,
   })
   udp.closeSocket()
 }
