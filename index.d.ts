@@ -276,6 +276,14 @@ export interface UdpComOptions {
    */
   spinNs?: number
   /**
+   * Longest sleep of the sender in the last 5 ms before a deadline, ns (0..20 ms; default
+   * 150 µs; 0: sleep in one go). On a virtual machine a virtual CPU that sleeps longer
+   * than the host polls for it (KVM: 200 µs) is scheduled out and may wake milliseconds
+   * late; short naps keep the last wake-up fast, for a few thousand wake-ups a second
+   * while a deadline is near.
+   */
+  napNs?: number
+  /**
    * Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
    * (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
    * default false.

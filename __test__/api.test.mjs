@@ -538,6 +538,26 @@ test('inlineSend: due packets leave from the calling thread when nothing is queu
   lonely.closeSocket()
 })
 
+test('napNs: timed packets leave in order and never early, napping or sleeping in one go', async () => {
+  for (const napNs of [100_000, 0]) {
+    const { sender, receiver, close } = pair({ napNs, spinNs: 20_000 }, {})
+    try {
+      const start = now() + 5n * MS
+      const targets = Array.from({ length: 10 }, (_, i) => start + BigInt(i) * 2n * MS)
+      targets.forEach((target, i) => assert.equal(sender.sendData(Buffer.from([i]), target), true))
+      const packets = await receiveMany(receiver, 10)
+      assert.deepEqual(packets.map((p) => p.data[0]), [...Array(10).keys()], `napNs ${napNs}`)
+      packets.forEach((p, i) => assert.ok(p.timestampNs >= targets[i], `napNs ${napNs}: packet ${i} arrived before its time`))
+      assert.equal(sender.getPacketStats().nPacketsSent, 10)
+    } finally {
+      close()
+    }
+  }
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { napNs: -1 }), { code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { napNs: 20_000_001 }), { code: 'ERR_OUT_OF_RANGE' })
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { napNs: '1' }), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
 test('rxSpinNs: a polling receiver still delivers in order and still serves receive timeouts', async () => {
   const { sender, receiver, close } = pair({}, { rxSpinNs: 2_000_000 })
   try {

@@ -295,7 +295,7 @@ pub fn callback<'env>(value: Unknown<'env>, name: &str) -> Result<Option<Unknown
 }
 
 /// Option names the constructor knows; any other name is a mistake worth reporting.
-const OPTION_NAMES: [&str; 12] = [
+const OPTION_NAMES: [&str; 13] = [
     "cpu",
     "rxCpu",
     "capacity",
@@ -303,6 +303,7 @@ const OPTION_NAMES: [&str; 12] = [
     "direction",
     "priority",
     "spinNs",
+    "napNs",
     "lockMemory",
     "timestamping",
     "timestampingFallback",
@@ -373,6 +374,7 @@ pub fn options(value: Option<Unknown<'_>>) -> Result<Options> {
         direction: num("direction")?,
         priority: num("priority")?,
         spin_ns: num("spinNs")?,
+        nap_ns: num("napNs")?,
         lock_memory,
     })
 }

@@ -49,6 +49,12 @@ pub struct UdpComOptions {
     /// Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
     /// the measured wake-up lateness (20 µs..500 µs, starting at 50 µs).
     pub spin_ns: Option<u32>,
+    /// Longest sleep of the sender in the last 5 ms before a deadline, ns (0..20 ms; default
+    /// 150 µs; 0: sleep in one go). On a virtual machine a virtual CPU that sleeps longer
+    /// than the host polls for it (KVM: 200 µs) is scheduled out and may wake milliseconds
+    /// late; short naps keep the last wake-up fast, for a few thousand wake-ups a second
+    /// while a deadline is near.
+    pub nap_ns: Option<u32>,
     /// Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
     /// (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
     /// default false.

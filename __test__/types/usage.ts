@@ -3,7 +3,7 @@
 import { UdpCom, type Direction, type PacketStats, type ReceivedPacket, type UdpComOptions } from 'udpcom'
 
 const direction: Direction = 2
-const options: UdpComOptions = { cpu: 1, rxCpu: 0, capacity: 4096, direction, priority: 80, spinNs: 20_000, lockMemory: 'all', inlineSend: true, rxSpinNs: 100_000 }
+const options: UdpComOptions = { cpu: 1, rxCpu: 0, capacity: 4096, direction, priority: 80, spinNs: 20_000, napNs: 150_000, lockMemory: 'all', inlineSend: true, rxSpinNs: 100_000 }
 const udp: UdpCom = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, options)
 new UdpCom('::1', 0, '::1', 0)
 udp.initSocket()

@@ -9,7 +9,18 @@
 //! The spin window is the trade between CPU and precision: it must cover the thread's wake-up
 //! lateness, which depends on the machine, the scheduler class and the load. Unless a fixed
 //! window is configured, [`SpinWindow`] learns it: it keeps the last 256 wake-up latenesses
-//! and sets the window a margin above their 99th percentile.
+//! and sets the window above the latest of them.
+//!
+//! On a virtual machine a long sleep has a second cost: once a virtual CPU has been halted
+//! (idle) for longer than the host polls for it (KVM's `halt_poll_ns`, 200 µs by default),
+//! the host schedules it out, and waking it again takes the host's scheduler: tens of µs
+//! typically and milliseconds at times, far more than any spin window should cover. Measured
+//! on the development VMs with `examples/wake_probe.rs` (SCHED_FIFO on an otherwise idle CPU,
+//! deadlines 1 ms apart): sleeping straight to each deadline woke p50 ~30 µs / p99 ~70 µs /
+//! max 1-3 ms late; sleeping in naps of at most 150 µs, ~6 µs / ~10-20 µs / ~0.3 ms. So within [`NAP_HORIZON_NS`] of
+//! its wake-up point the waiter sleeps in naps of at most `nap_ns` (the `napNs` option; 0
+//! turns naps off), a few thousand cheap wake-ups a second while a deadline is near and none
+//! while nothing is queued.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -25,6 +36,10 @@ pub const NS_PER_SEC: u64 = 1_000_000_000;
 /// Longest single sleep: a sleeping sender checks for `stop()` at least this often, which
 /// keeps `stop()` well under its 100 ms promise even when the next packet is due in an hour.
 pub const MAX_SLEEP_CHUNK_NS: u64 = 20_000_000;
+
+/// How long before its wake-up point the waiter starts napping (see the module docs): more
+/// than the slowest wake-up from a long sleep seen on the development VMs (~4 ms).
+pub const NAP_HORIZON_NS: u64 = 5_000_000;
 
 /// Under SCHED_FIFO, a wait at least this long always includes some sleep (see
 /// [`DeadlineWaiter::wait_until`]).
@@ -208,14 +223,35 @@ pub struct DeadlineWaiter {
     pub spin: SpinWindow,
     /// Spin loops in which the clock jumped by more than [`STALL_NS`] between two reads.
     pub stalls: u64,
+    /// Sleeps taken (system calls), naps included.
+    pub sleeps: u64,
+    /// Longest sleep within [`NAP_HORIZON_NS`] of a wake-up point; 0: sleep in one go.
+    nap_ns: u64,
 }
 
 impl DeadlineWaiter {
-    /// A waiter with the given spin policy.
-    pub fn new(policy: SpinPolicy) -> Self {
+    /// A waiter with the given spin policy that naps for at most `nap_ns` near a deadline.
+    pub fn new(policy: SpinPolicy, nap_ns: u64) -> Self {
         DeadlineWaiter {
             spin: SpinWindow::new(policy),
             stalls: 0,
+            sleeps: 0,
+            nap_ns,
+        }
+    }
+
+    /// Where the next sleep from `now` towards `wake_at` ends: at most [`MAX_SLEEP_CHUNK_NS`]
+    /// ahead; far from `wake_at`, at the start of the nap horizon; within it, one nap ahead.
+    fn next_sleep_end(&self, now: u64, wake_at: u64) -> u64 {
+        let chunk_end = wake_at.min(now + MAX_SLEEP_CHUNK_NS);
+        if self.nap_ns == 0 || wake_at - now <= self.nap_ns {
+            return chunk_end;
+        }
+        let naps_from = wake_at - NAP_HORIZON_NS.min(wake_at);
+        if now < naps_from {
+            chunk_end.min(naps_from)
+        } else {
+            now + self.nap_ns
         }
     }
 
@@ -242,9 +278,10 @@ impl DeadlineWaiter {
             if now >= wake_at {
                 break;
             }
-            let sleep_to = wake_at.min(now + MAX_SLEEP_CHUNK_NS);
+            let sleep_to = self.next_sleep_end(now, wake_at);
             budget.before_sleep(sleep_to - now);
             sleep_until(sleep_to);
+            self.sleeps += 1;
             let woke = now_ns();
             budget.slept(woke - now);
             if sleep_to == wake_at {
@@ -298,10 +335,54 @@ mod tests {
     }
 
     #[test]
+    fn sleeps_end_at_the_nap_horizon_then_nap_by_nap() {
+        let waiter = DeadlineWaiter::new(SpinPolicy::Fixed(0), 150_000);
+        let wake_at = 100 * NS_PER_SEC;
+        // Far away: one chunk at a time, never past the start of the horizon.
+        assert_eq!(
+            waiter.next_sleep_end(wake_at - NS_PER_SEC, wake_at),
+            wake_at - NS_PER_SEC + MAX_SLEEP_CHUNK_NS
+        );
+        assert_eq!(
+            waiter.next_sleep_end(wake_at - 8_000_000, wake_at),
+            wake_at - NAP_HORIZON_NS
+        );
+        // Inside the horizon: naps, and the last one ends exactly at the wake-up point.
+        assert_eq!(
+            waiter.next_sleep_end(wake_at - NAP_HORIZON_NS, wake_at),
+            wake_at - NAP_HORIZON_NS + 150_000
+        );
+        assert_eq!(waiter.next_sleep_end(wake_at - 100_000, wake_at), wake_at);
+        // Deadlines near the clock's origin do not underflow.
+        assert_eq!(waiter.next_sleep_end(0, 1_000_000), 150_000);
+        // napNs 0: one sleep (in chunks of at most MAX_SLEEP_CHUNK_NS).
+        let no_naps = DeadlineWaiter::new(SpinPolicy::Fixed(0), 0);
+        assert_eq!(no_naps.next_sleep_end(wake_at - 8_000_000, wake_at), wake_at);
+    }
+
+    #[test]
+    fn napping_waiter_reaches_deadline_not_before_it() {
+        let stop = AtomicBool::new(false);
+        let mut budget = RunBudget::new(None);
+        for (nap_ns, sleeps) in [(100_000, 10..100), (0, 1..2)] {
+            let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000), nap_ns);
+            let deadline = now_ns() + 2_000_000;
+            assert_eq!(waiter.wait_until(deadline, &stop, &mut budget), Wait::Reached);
+            assert!(now_ns() >= deadline);
+            // ~2 ms in naps of 100 µs; a late nap only makes the count smaller.
+            assert!(
+                sleeps.contains(&waiter.sleeps),
+                "napNs {nap_ns}: {} sleeps",
+                waiter.sleeps
+            );
+        }
+    }
+
+    #[test]
     fn waiter_reaches_deadline_not_before_it() {
         let stop = AtomicBool::new(false);
         let mut budget = RunBudget::new(None);
-        let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000));
+        let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000), 0);
         for _ in 0..20 {
             let deadline = now_ns() + 300_000;
             assert_eq!(waiter.wait_until(deadline, &stop, &mut budget), Wait::Reached);
@@ -318,7 +399,11 @@ mod tests {
         let started = std::time::Instant::now();
         let waiter = std::thread::spawn(move || {
             let mut budget = RunBudget::new(None);
-            DeadlineWaiter::new(SpinPolicy::Adaptive).wait_until(now_ns() + 3600 * NS_PER_SEC, &flag, &mut budget)
+            DeadlineWaiter::new(SpinPolicy::Adaptive, 150_000).wait_until(
+                now_ns() + 3600 * NS_PER_SEC,
+                &flag,
+                &mut budget,
+            )
         });
         std::thread::sleep(std::time::Duration::from_millis(10));
         stop.store(true, Ordering::Relaxed);

@@ -118,6 +118,8 @@ pub struct Options {
     pub priority: Option<f64>,
     /// Busy-wait window before each deadline, in ns.
     pub spin_ns: Option<f64>,
+    /// Longest sleep of the sender in the last few ms before a deadline, in ns; 0: one sleep.
+    pub nap_ns: Option<f64>,
     /// 'none', 'rings' or 'all' (the binding maps false and true to 'none' and 'rings').
     pub lock_memory: Option<String>,
     /// Send due packets from the calling thread when nothing is queued.
@@ -149,6 +151,12 @@ pub const MAX_PAYLOAD_V4: usize = 65_507;
 pub const MAX_PAYLOAD_V6: usize = 65_527;
 /// Largest fixed spin window: 100 ms.
 pub const MAX_SPIN_NS: u64 = 100_000_000;
+/// Default `napNs`: inside the time a KVM host keeps polling a halted virtual CPU before it
+/// schedules it out (`halt_poll_ns`, 200 µs by default), so that the sender's last sleeps
+/// before a deadline end with a fast wake-up (see [`crate::clock`]).
+pub const DEFAULT_NAP_NS: u64 = 150_000;
+/// Largest `napNs`: the longest sleep the sender takes anyway.
+pub const MAX_NAP_NS: u64 = crate::clock::MAX_SLEEP_CHUNK_NS;
 /// Highest SCHED_FIFO priority on Linux.
 pub const MAX_PRIORITY: i32 = 99;
 /// Highest CPU number a Linux `cpu_set_t` can hold.
@@ -175,6 +183,8 @@ pub struct Config {
     pub priority: Option<i32>,
     /// Spin window policy of the sender.
     pub spin: SpinPolicy,
+    /// Longest sleep of the sender close to a deadline, ns (`napNs`; 0: no naps).
+    pub nap_ns: u64,
     /// What to lock into RAM at start.
     pub lock_memory: LockMemory,
     /// Send due packets from the calling thread when nothing is queued (`inlineSend`).
@@ -278,6 +288,7 @@ impl Config {
             ring_bytes,
             priority,
             spin,
+            nap_ns: opt("napNs", options.nap_ns, 0, MAX_NAP_NS)?.unwrap_or(DEFAULT_NAP_NS),
             lock_memory,
             inline_send: options.inline_send.unwrap_or(false),
             rx_spin_ns: opt("rxSpinNs", options.rx_spin_ns, 0, MAX_SPIN_NS)?.unwrap_or(0),

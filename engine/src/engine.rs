@@ -229,6 +229,7 @@ impl UdpEngine {
                 ring: side.idle_consumer.take().expect("sender ring is idle"),
                 notify: notify.clone(),
                 spin: self.config.spin,
+                nap_ns: self.config.nap_ns,
                 priority,
                 sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
             };

@@ -37,6 +37,8 @@ pub(crate) struct Sender {
     pub ring: Consumer<SendMeta>,
     pub notify: Arc<dyn Notify>,
     pub spin: SpinPolicy,
+    /// Longest sleep close to a deadline (`napNs`).
+    pub nap_ns: u64,
     /// SCHED_FIFO priority, for the run budget.
     pub priority: Option<i32>,
     /// Where to note which packet gets which transmit-timestamp key, when timestamping is on.
@@ -51,7 +53,7 @@ impl Sender {
     /// Runs until `shared.stop` is set; gives the ring back for the next start.
     pub fn run(mut self) -> Consumer<SendMeta> {
         let shared = self.shared.clone();
-        let mut waiter = DeadlineWaiter::new(self.spin);
+        let mut waiter = DeadlineWaiter::new(self.spin, self.nap_ns);
         let mut budget = RunBudget::new(self.priority);
         let mut latencies = LatencyRecorder::default();
         let counters = &shared.counters.sender;

@@ -1,0 +1,70 @@
+//! How late does a thread wake up from a sleep to an absolute deadline, with and without naps?
+//!
+//! ```text
+//! wake_probe [--seconds 5] [--period-us 1000] [--nap-us 150] [--cpu 1] [--priority 80]
+//! ```
+//!
+//! Waits for deadlines `period-us` apart with the engine's own [`DeadlineWaiter`], spin window
+//! 0 (so nothing hides a late wake-up), napping at most `nap-us` in the last 5 ms before each
+//! deadline (`--nap-us 0`: one sleep per deadline, as with `napNs: 0`). Prints one JSON line:
+//! wake-up lateness percentiles in ns. The thread is set up like udpcom's sender (timer slack
+//! 1 ns, pinned, SCHED_FIFO when `--priority` is above 0). This is the measurement behind the
+//! `napNs` default (README, Timing).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+
+use udpcom_engine::clock::{now_ns, DeadlineWaiter};
+use udpcom_engine::rt::{RunBudget, ThreadSetup};
+use udpcom_engine::SpinPolicy;
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let args: HashMap<&str, u64> = argv
+        .chunks(2)
+        .map(|kv| {
+            let value = kv
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .expect("usage: --name <integer> ...");
+            (kv[0].trim_start_matches("--"), value)
+        })
+        .collect();
+    let get = |name: &str, default: u64| args.get(name).copied().unwrap_or(default);
+    let (seconds, period_ns, nap_ns) = (
+        get("seconds", 5),
+        get("period-us", 1000) * 1000,
+        get("nap-us", 150) * 1000,
+    );
+    let priority = Some(get("priority", 80) as i32).filter(|&p| p > 0);
+    ThreadSetup {
+        cpu: Some(get("cpu", 1) as usize),
+        priority,
+    }
+    .apply()
+    .expect("thread set-up (pinning, SCHED_FIFO) failed");
+
+    let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(0), nap_ns);
+    let mut budget = RunBudget::new(priority);
+    let stop = AtomicBool::new(false);
+    let start = now_ns();
+    let mut lateness: Vec<u64> = Vec::new();
+    let mut deadline_ns = start;
+    while deadline_ns - start < seconds * 1_000_000_000 {
+        deadline_ns += period_ns;
+        waiter.wait_until(deadline_ns, &stop, &mut budget);
+        lateness.push(now_ns() - deadline_ns);
+    }
+    lateness.sort_unstable();
+    let at = |q: f64| lateness[((lateness.len() - 1) as f64 * q) as usize];
+    println!(
+        "{{\"periodNs\":{period_ns},\"napNs\":{nap_ns},\"count\":{},\"sleeps\":{},\"p50Ns\":{},\"p99Ns\":{},\"p999Ns\":{},\"maxNs\":{},\"over1ms\":{}}}",
+        lateness.len(),
+        waiter.sleeps,
+        at(0.5),
+        at(0.99),
+        at(0.999),
+        lateness[lateness.len() - 1],
+        lateness.iter().filter(|&&ns| ns > 1_000_000).count()
+    );
+}
