@@ -1,15 +1,23 @@
-//! How late does a thread wake up from a sleep to an absolute deadline, with and without naps?
+//! What the machine does to a timed thread: how late it wakes up from a sleep to an absolute
+//! deadline (with and without naps), and how often it loses the CPU while it runs.
 //!
 //! ```text
 //! wake_probe [--seconds 5] [--period-us 1000] [--nap-us 150] [--cpu 1] [--priority 80]
+//! wake_probe --spin-ms 900 [--cpu 1] [--priority 80]
 //! ```
 //!
-//! Waits for deadlines `period-us` apart with the engine's own [`DeadlineWaiter`], spin window
+//! Without `--spin-ms`: waits for deadlines `period-us` apart with the engine's own [`DeadlineWaiter`], spin window
 //! 0 (so nothing hides a late wake-up), napping at most `nap-us` in the last 5 ms before each
 //! deadline (`--nap-us 0`: one sleep per deadline, as with `napNs: 0`). Prints one JSON line:
 //! wake-up lateness percentiles in ns. The thread is set up like udpcom's sender (timer slack
 //! 1 ns, pinned, SCHED_FIFO when `--priority` is above 0). This is the measurement behind the
 //! `napNs` default (README, Timing).
+//!
+//! With `--spin-ms`: reads the clock in a tight loop for that long (under SCHED_FIFO keep it
+//! below 950 ms, or RT throttling shows up as a 50 ms gap) and reports every gap of more than
+//! 5 µs between two reads: time the thread did not run although it never blocked
+//! (interrupts, and on a VM the host taking the CPU). A packet due inside such a gap leaves
+//! late whatever the sender does.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
@@ -44,6 +52,9 @@ fn main() {
     .apply()
     .expect("thread set-up (pinning, SCHED_FIFO) failed");
 
+    if let Some(&spin_ms) = args.get("spin-ms") {
+        return spin(spin_ms);
+    }
     let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(0), nap_ns);
     let mut budget = RunBudget::new(priority);
     let stop = AtomicBool::new(false);
@@ -66,5 +77,35 @@ fn main() {
         at(0.999),
         lateness[lateness.len() - 1],
         lateness.iter().filter(|&&ns| ns > 1_000_000).count()
+    );
+}
+
+/// Spins for `spin_ms` and prints the gaps between clock reads longer than 5 µs.
+fn spin(spin_ms: u64) {
+    const GAP_NS: u64 = 5_000;
+    let start = now_ns();
+    let end = start + spin_ms * 1_000_000;
+    let (mut last, mut gaps, mut gap_starts) = (start, Vec::new(), Vec::new());
+    while last < end {
+        let now = now_ns();
+        if now - last > GAP_NS {
+            gaps.push(now - last);
+            gap_starts.push(last);
+        }
+        last = now;
+    }
+    let mut intervals: Vec<u64> = gap_starts.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    intervals.sort_unstable();
+    let at = |v: &[u64], q: f64| v.get(((v.len().max(1) - 1) as f64 * q) as usize).copied().unwrap_or(0);
+    println!(
+        "{{\"spinNs\":{},\"gaps\":{},\"gapP50Ns\":{},\"gapP99Ns\":{},\"gapMaxNs\":{},\"lostNs\":{},\"intervalP50Ns\":{}}}",
+        spin_ms * 1_000_000,
+        gaps.len(),
+        at(&gaps, 0.5),
+        at(&gaps, 0.99),
+        gaps.last().copied().unwrap_or(0),
+        gaps.iter().sum::<u64>(),
+        at(&intervals, 0.5)
     );
 }
