@@ -72,20 +72,14 @@ test('payloads of 0 bytes up to 65507 bytes (IPv4) and 65527 bytes (IPv6) are ca
   } finally {
     close()
   }
-  const rx6 = new UdpCom('::1', 0, '::1', 0, { direction: 1 })
-  rx6.initSocket()
-  rx6.start()
-  const tx6 = new UdpCom('::1', 0, '::1', rx6.localPort, { direction: 0 })
-  tx6.initSocket()
-  tx6.start()
+  const { sender: tx6, receiver: rx6, close: close6 } = pair({}, {}, '::1')
   try {
     assert.equal(tx6.sendData(new Uint8Array(65527).fill(6)), true)
     assert.throws(() => tx6.sendData(new Uint8Array(65528)), { code: 'ERR_OUT_OF_RANGE' })
     const [packet] = await receiveMany(rx6, 1)
     assert.equal(packet.data.length, 65527)
   } finally {
-    tx6.closeSocket()
-    rx6.closeSocket()
+    close6()
   }
 })
 

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import dgram from 'node:dgram'
 
 import { UdpCom, within, now, MS, until } from './helpers.mjs'
+import { random } from './fixtures/shared.mjs'
 
 async function boundSocket(port = 0) {
   const socket = dgram.createSocket('udp4')
@@ -87,18 +88,6 @@ test('a peer that is not listening, instance that also receives: every packet st
     udp.closeSocket()
   }
 })
-
-/** Seeded PRNG (mulberry32): the same seed gives the same fault schedule. */
-function random(seed) {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 test('a lossy proxy (drop, duplicate, reorder, delay; seeded): the counters match what the proxy saw and forwarded', async (t) => {
   const seed = Number(process.env.UDPCOM_TEST_SEED ?? 20241125)

@@ -4,6 +4,8 @@ import { createRequire } from 'node:module'
 import { readdirSync, readFileSync } from 'node:fs'
 import { spawn } from 'node:child_process'
 
+import { startedPair } from './fixtures/shared.mjs'
+
 const require = createRequire(import.meta.url)
 export const { UdpCom } = require('../index.js')
 
@@ -12,17 +14,10 @@ export const MS = 1_000_000n
 
 /**
  * A started receive-only instance (unconnected: it hears anyone) and a started send-only
- * instance connected to it. `close()` closes both.
+ * instance connected to it, on `ip`. `close()` closes both.
  */
-export function pair(senderOptions = {}, receiverOptions = {}) {
-  const receiver = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, ...receiverOptions })
-  receiver.initSocket()
-  const sender = new UdpCom('127.0.0.1', 0, '127.0.0.1', receiver.localPort, { direction: 0, ...senderOptions })
-  sender.initSocket()
-  receiver.start()
-  sender.start()
-  return { sender, receiver, close: () => { sender.closeSocket(); receiver.closeSocket() } }
-}
+export const pair = (senderOptions = {}, receiverOptions = {}, ip = '127.0.0.1') =>
+  startedPair(UdpCom, { ip, sender: senderOptions, receiver: receiverOptions })
 
 /** Rejects if `promise` does not settle within `ms`. */
 export function within(ms, promise, what = 'operation') {

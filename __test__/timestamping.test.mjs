@@ -96,19 +96,13 @@ test('defaults: receive-only instances stamp in the kernel, sending ones use use
   } finally {
     close()
   }
-  const plain = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, timestamping: 'none' })
-  plain.initSocket()
-  plain.start()
-  const peer = new UdpCom('127.0.0.1', 0, '127.0.0.1', plain.localPort, { direction: 0 })
-  peer.initSocket()
-  peer.start()
+  const { sender: peer, receiver: plain, close: closePlain } = pair({}, { timestamping: 'none' })
   try {
     peer.sendData(Buffer.from('x'))
     const packet = await within(2000, plain.receiveData(2_000_000_000n))
     assert.equal(packet.timestampSource, 'user')
   } finally {
-    peer.closeSocket()
-    plain.closeSocket()
+    closePlain()
   }
 })
 

@@ -17,10 +17,9 @@
 use std::cell::RefCell;
 use std::ptr;
 
-use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, Unknown};
-use napi::{sys, Env, JsValue};
+use napi::{sys, Env};
 
-use crate::napi_raw::{call_helper, create_reference};
+use crate::napi_raw::{call_helper, compile_helper, create_reference};
 
 /// Returns `{ setBuffers, flatten }`; `flatten(packets)` returns the packet count, -1 to step
 /// aside, or -2 - n when the buffers cannot hold the n bytes (or the count) of this batch.
@@ -93,17 +92,7 @@ thread_local! {
 
 /// Compiles the helper for `env`.
 pub fn install(env: &Env) {
-    let Ok(helper) = env.run_script::<_, Unknown>(FLATTEN_HELPER) else {
-        return;
-    };
-    let Ok(helper) = Object::from_unknown(helper) else {
-        return;
-    };
-    let reference = |name: &str| -> Option<sys::napi_ref> {
-        let function: Unknown = helper.get_named_property(name).ok()?;
-        create_reference(env, function.raw())
-    };
-    let (Some(flatten), Some(set_buffers)) = (reference("flatten"), reference("setBuffers")) else {
+    let Some([flatten, set_buffers]) = compile_helper(env, FLATTEN_HELPER, ["flatten", "setBuffers"]) else {
         return;
     };
     let empty = || Owned {

@@ -218,3 +218,16 @@ pub fn call_helper(env: &Env, function: sys::napi_ref, args: &[sys::napi_value])
     }
     Some(result)
 }
+
+/// Compiles `source`, an expression whose value is an object of functions, and returns a
+/// reference to each function in `names`, in order. None where code cannot be compiled from
+/// strings (a locked-down Electron context) or a name is missing: callers then do without.
+pub fn compile_helper<const N: usize>(env: &Env, source: &str, names: [&str; N]) -> Option<[sys::napi_ref; N]> {
+    let helper = Object::from_unknown(env.run_script::<_, Unknown>(source).ok()?).ok()?;
+    let mut references = [ptr::null_mut(); N];
+    for (reference, name) in references.iter_mut().zip(names) {
+        let function: Unknown = helper.get_named_property(name).ok()?;
+        *reference = create_reference(env, function.raw())?;
+    }
+    Some(references)
+}

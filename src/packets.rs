@@ -11,15 +11,14 @@
 use std::cell::RefCell;
 
 use napi::bindgen_prelude::{
-    ArrayBuffer, BigUint64ArraySlice, BufferSlice, FromNapiValue, JsObjectValue, Null, Object, ToNapiValue,
-    Uint32ArraySlice, Uint8ArraySlice, Unknown,
+    ArrayBuffer, BigUint64ArraySlice, BufferSlice, Null, ToNapiValue, Uint32ArraySlice, Uint8ArraySlice, Unknown,
 };
 use napi::{sys, Env, JsValue};
 use udpcom_engine::receiver::StampSource;
 use udpcom_engine::UdpEngine;
 
 use crate::convert::ReceivedPacket;
-use crate::napi_raw::{call_helper, create_reference};
+use crate::napi_raw::{call_helper, compile_helper};
 
 /// Returns `{ many, one }`: `many` makes the packet objects of a batch from the flat arrays,
 /// `one` makes a single packet object around a Buffer.
@@ -60,14 +59,7 @@ thread_local! {
 
 /// Compiles the helper for `env`.
 pub fn install(env: &Env) {
-    let Ok(helper) = env.run_script::<_, Unknown>(MAKE_PACKETS_HELPER) else {
-        return;
-    };
-    let Ok(helper) = Object::from_unknown(helper) else {
-        return;
-    };
-    let reference = |name: &str| create_reference(env, helper.get_named_property::<Unknown>(name).ok()?.raw());
-    if let (Some(many), Some(one)) = (reference("many"), reference("one")) {
+    if let Some([many, one]) = compile_helper(env, MAKE_PACKETS_HELPER, ["many", "one"]) {
         HELPERS.with(|all| all.borrow_mut().push((env.raw() as usize, Helper { many, one })));
     }
 }

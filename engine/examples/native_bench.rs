@@ -19,7 +19,8 @@
 //!
 //! Each prints `READY <port>` once started and one JSON line per result.
 
-use std::collections::HashMap;
+mod common;
+
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::thread::Thread;
@@ -27,25 +28,6 @@ use std::time::Duration;
 
 use udpcom_engine::clock::now_ns;
 use udpcom_engine::{Config, Notify, Options, UdpEngine};
-
-fn args() -> HashMap<String, String> {
-    let argv: Vec<String> = std::env::args().skip(2).collect();
-    argv.chunks(2)
-        .map(|kv| {
-            (
-                kv[0].trim_start_matches("--").to_string(),
-                kv.get(1).cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
-
-fn pin(cpu: usize) {
-    assert!(
-        core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
-        "pin to CPU {cpu}"
-    );
-}
 
 /// Wakes the consuming thread, as the binding's thread-safe function wakes JavaScript.
 struct Unpark(Thread);
@@ -78,11 +60,11 @@ fn ready(engine: &UdpEngine) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let args = args();
+    let args = common::args(2);
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     let num = |k: &str| args.get(k).map(|v| v.parse::<f64>().unwrap());
     if let Some(cpu) = args.get("cpu") {
-        pin(cpu.parse().unwrap());
+        common::pin(cpu.parse().unwrap());
     }
     let options = |direction: f64, capacity: Option<f64>| Options {
         direction: Some(direction),

@@ -21,7 +21,8 @@
 //! (or end of input) prints it and exits. Without commands it also finishes by itself
 //! `--idle-ms` after the last datagram, or after `--max-s`.
 
-use std::collections::HashMap;
+mod common;
+
 use std::io::{BufRead, Write};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -32,18 +33,6 @@ const BATCH: usize = 64;
 const BUFFER: usize = 2048;
 const CONTROL: usize = 128;
 const NS: i128 = 1_000_000_000;
-
-fn args() -> HashMap<String, String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    argv.chunks(2)
-        .map(|kv| {
-            (
-                kv[0].trim_start_matches("--").to_string(),
-                kv.get(1).cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 fn clock(id: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -64,17 +53,6 @@ fn sample_offset() -> (i128, i128) {
         }
     }
     best
-}
-
-fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET stays inside it; pid 0 is this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
-            panic!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
-        }
-    }
 }
 
 fn set_int(fd: i32, level: i32, name: i32, value: i32) -> std::io::Result<()> {
@@ -167,14 +145,14 @@ impl Measurement {
 }
 
 fn main() {
-    let args = args();
+    let args = common::args(1);
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     let mode = get("mode", "stamp");
     let stamp = mode == "stamp";
     let idle_ns = get("idle-ms", "1000").parse::<i128>().unwrap() * 1_000_000;
     let max_ns = get("max-s", "600").parse::<i128>().unwrap() * NS;
     if let Some(cpu) = args.get("cpu") {
-        pin(cpu.parse().unwrap());
+        common::pin(cpu.parse().unwrap());
     }
 
     let socket = std::net::UdpSocket::bind(("127.0.0.1", get("port", "0").parse::<u16>().unwrap())).unwrap();

@@ -15,24 +15,13 @@
 //!
 //! Each prints `READY <local port>` first and one JSON line with its result at the end.
 
-use std::collections::HashMap;
+mod common;
+
 use std::io::Write;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
 const NS: u64 = 1_000_000_000;
-
-fn args() -> HashMap<String, String> {
-    let argv: Vec<String> = std::env::args().skip(2).collect();
-    argv.chunks(2)
-        .map(|kv| {
-            (
-                kv[0].trim_start_matches("--").to_string(),
-                kv.get(1).cloned().unwrap_or_default(),
-            )
-        })
-        .collect()
-}
 
 fn now_ns() -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -50,16 +39,11 @@ fn sleep_until(deadline_ns: u64) {
     unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
 }
 
+/// Pins the thread and sets its timer slack to 1 ns, so paced sleeps are not rounded up.
 fn pin(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET stays inside it; pid 0 is this thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0 {
-            panic!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
-        }
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1);
-    }
+    common::pin(cpu);
+    // SAFETY: PR_SET_TIMERSLACK takes a plain integer.
+    unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
 }
 
 fn percentile(sorted: &[u64], q: f64) -> u64 {
@@ -71,7 +55,7 @@ fn percentile(sorted: &[u64], q: f64) -> u64 {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let args = args();
+    let args = common::args(2);
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     if let Some(cpu) = args.get("cpu") {
         pin(cpu.parse().unwrap());

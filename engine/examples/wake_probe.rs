@@ -6,8 +6,8 @@
 //! wake_probe --spin-ms 900 [--cpu 1] [--priority 80]
 //! ```
 //!
-//! Without `--spin-ms`: waits for deadlines `period-us` apart with the engine's own [`DeadlineWaiter`], spin window
-//! 0 (so nothing hides a late wake-up), napping at most `nap-us` in the last 5 ms before each
+//! Without `--spin-ms`: waits for deadlines `period-us` apart with the engine's own
+//! [`DeadlineWaiter`], spin window 0 (so nothing hides a late wake-up), napping at most `nap-us` in the last 5 ms before each
 //! deadline (`--nap-us 0`: one sleep per deadline, as with `napNs: 0`). Prints one JSON line:
 //! wake-up lateness percentiles in ns. The thread is set up like udpcom's sender (timer slack
 //! 1 ns, pinned, SCHED_FIFO when `--priority` is above 0). This is the measurement behind the
@@ -19,7 +19,8 @@
 //! (interrupts, and on a VM the host taking the CPU). A packet due inside such a gap leaves
 //! late whatever the sender does.
 
-use std::collections::HashMap;
+mod common;
+
 use std::sync::atomic::AtomicBool;
 
 use udpcom_engine::clock::{now_ns, DeadlineWaiter};
@@ -27,18 +28,11 @@ use udpcom_engine::rt::{RunBudget, ThreadSetup};
 use udpcom_engine::SpinPolicy;
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let args: HashMap<&str, u64> = argv
-        .chunks(2)
-        .map(|kv| {
-            let value = kv
-                .get(1)
-                .and_then(|v| v.parse().ok())
-                .expect("usage: --name <integer> ...");
-            (kv[0].trim_start_matches("--"), value)
-        })
-        .collect();
-    let get = |name: &str, default: u64| args.get(name).copied().unwrap_or(default);
+    let args = common::args(1);
+    let get = |name: &str, default: u64| {
+        args.get(name)
+            .map_or(default, |v| v.parse().expect("usage: --name <integer> ..."))
+    };
     let (seconds, period_ns, nap_ns) = (
         get("seconds", 5),
         get("period-us", 1000) * 1000,
@@ -52,8 +46,8 @@ fn main() {
     .apply()
     .expect("thread set-up (pinning, SCHED_FIFO) failed");
 
-    if let Some(&spin_ms) = args.get("spin-ms") {
-        return spin(spin_ms);
+    if args.contains_key("spin-ms") {
+        return spin(get("spin-ms", 0));
     }
     let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(0), nap_ns);
     let mut budget = RunBudget::new(priority);

@@ -247,7 +247,7 @@ impl DeadlineWaiter {
         if self.nap_ns == 0 || wake_at - now <= self.nap_ns {
             return chunk_end;
         }
-        let naps_from = wake_at - NAP_HORIZON_NS.min(wake_at);
+        let naps_from = wake_at.saturating_sub(NAP_HORIZON_NS);
         if now < naps_from {
             chunk_end.min(naps_from)
         } else {
