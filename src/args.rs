@@ -4,7 +4,7 @@
 
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, TypedArray, TypedArrayType, Unknown};
 use napi::{JsValue, ValueType};
-use udpcom_engine::config::{format_number, integer};
+use udpcom_engine::{format_number, integer};
 use udpcom_engine::{Error, Options};
 
 use crate::napi_raw::{bigint_u64, take_exception_message, typed_array_detached, U64};

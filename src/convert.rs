@@ -4,8 +4,8 @@
 use napi::bindgen_prelude::BufferSlice;
 use napi::Env;
 use napi_derive::napi;
-use udpcom_engine::timestamping::{TimestampingInfo, TxRecord};
 use udpcom_engine::Stats;
+use udpcom_engine::{TimestampingInfo, TxRecord};
 
 /// A datagram handed to JavaScript.
 #[napi(object, object_from_js = false)]

@@ -13,7 +13,7 @@ use std::rc::{Rc, Weak};
 use napi::bindgen_prelude::FunctionRef;
 use napi::bindgen_prelude::{Null, Unknown};
 use napi::Env;
-use udpcom_engine::clock::now_ns;
+use udpcom_engine::now_ns;
 use udpcom_engine::{Error, Notify, UdpEngine};
 
 use crate::errors::{js_error, OrThrow};

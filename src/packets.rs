@@ -14,7 +14,7 @@ use napi::bindgen_prelude::{
     ArrayBuffer, BigUint64ArraySlice, BufferSlice, Null, ToNapiValue, Uint32ArraySlice, Uint8ArraySlice, Unknown,
 };
 use napi::{sys, Env, JsValue};
-use udpcom_engine::receiver::StampSource;
+use udpcom_engine::StampSource;
 use udpcom_engine::UdpEngine;
 
 use crate::convert::ReceivedPacket;

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Duration;
 
-use udpcom_engine::clock::now_ns;
+use udpcom_engine::now_ns;
 use udpcom_engine::{Config, Notify, Options, UdpEngine};
 
 /// Wakes the consuming thread, as the binding's thread-safe function wakes JavaScript.

@@ -23,9 +23,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use udpcom_engine::clock::{now_ns, DeadlineWaiter};
-use udpcom_engine::rt::{RunBudget, ThreadSetup};
-use udpcom_engine::SpinPolicy;
+use udpcom_engine::{now_ns, DeadlineWaiter, RunBudget, SpinPolicy, ThreadSetup};
 
 fn main() {
     let args = common::args(1);
@@ -65,7 +63,7 @@ fn main() {
     println!(
         "{{\"periodNs\":{period_ns},\"napNs\":{nap_ns},\"count\":{},\"sleeps\":{},\"p50Ns\":{},\"p99Ns\":{},\"p999Ns\":{},\"maxNs\":{},\"over1ms\":{}}}",
         lateness.len(),
-        waiter.sleeps,
+        waiter.sleeps(),
         at(0.5),
         at(0.99),
         at(0.999),

@@ -1,7 +1,6 @@
-//! CLOCK_MONOTONIC time and waiting for an absolute deadline: sleep, then spin.
+//! Waiting for an absolute CLOCK_MONOTONIC deadline: sleep, then spin.
 //!
-//! All times are nanoseconds of CLOCK_MONOTONIC, the clock behind Node's
-//! `process.hrtime.bigint()`, so a deadline computed in JavaScript means the same instant here.
+//! Times are nanoseconds of CLOCK_MONOTONIC, read through [`crate::time`].
 //!
 //! [`DeadlineWaiter::wait_until`] sleeps with `clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME)`
 //! until a *spin window* before the deadline and busy-waits the rest. Sleeping on an absolute
@@ -24,127 +23,46 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rustix::thread::ClockId;
-use rustix::time::Timespec;
-
-use crate::config::SpinPolicy;
 use crate::rt::RunBudget;
+use crate::time::{now_ns, sleep_until, MAX_SLEEP_CHUNK_NS};
 
-/// Nanoseconds per second.
-pub const NS_PER_SEC: u64 = 1_000_000_000;
-
-/// Longest single sleep: a sleeping sender checks for `stop()` at least this often, which
-/// keeps `stop()` well under its 100 ms promise even when the next packet is due in an hour.
-pub const MAX_SLEEP_CHUNK_NS: u64 = 20_000_000;
+/// How long the sender busy-waits before each deadline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpinPolicy {
+    /// A fixed window in nanoseconds (`spinNs` given).
+    Fixed(u64),
+    /// Learned from the measured wake-up lateness of this thread (`spinNs` not given).
+    Adaptive,
+}
 
 /// How long before its wake-up point the waiter starts napping (see the module docs): more
 /// than the slowest wake-up from a long sleep seen on the development VMs (~4 ms).
-pub const NAP_HORIZON_NS: u64 = 5_000_000;
+pub(crate) const NAP_HORIZON_NS: u64 = 5_000_000;
 
 /// Under SCHED_FIFO, a wait at least this long always includes some sleep (see
 /// [`DeadlineWaiter::wait_until`]).
-pub const MIN_GAP_TO_SLEEP_NS: u64 = 50_000;
+pub(crate) const MIN_GAP_TO_SLEEP_NS: u64 = 50_000;
 
 /// A gap this long between two clock reads of a spin loop means the thread was not running
 /// (preempted, throttled, or the VM was descheduled); such gaps are counted as stalls.
-pub const STALL_NS: u64 = 200_000;
-
-/// Current CLOCK_MONOTONIC time in nanoseconds (a vDSO call, no system call).
-#[inline]
-pub fn now_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
-}
-
-/// Current CLOCK_REALTIME time in nanoseconds since the Unix epoch.
-#[inline]
-pub fn realtime_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
-}
-
-/// How often [`RealtimeToMonotonic`] measures the offset between the clocks again.
-pub const OFFSET_RESAMPLE_NS: u64 = 100_000_000;
-
-/// Converts CLOCK_REALTIME stamps (the kernel's software timestamps) to CLOCK_MONOTONIC.
-///
-/// The offset between the clocks moves when the realtime clock is stepped or slewed (NTP), so
-/// it is measured again every [`OFFSET_RESAMPLE_NS`]. Each measurement reads monotonic,
-/// realtime, monotonic five times and keeps the narrowest bracket, whose midpoint is the
-/// monotonic time of the realtime read to within half the bracket (tens of ns).
-#[derive(Debug)]
-pub struct RealtimeToMonotonic {
-    /// realtime − monotonic, ns.
-    offset_ns: i128,
-    sampled_at_ns: u64,
-}
-
-impl Default for RealtimeToMonotonic {
-    fn default() -> Self {
-        let mut converter = RealtimeToMonotonic {
-            offset_ns: 0,
-            sampled_at_ns: 0,
-        };
-        converter.resample();
-        converter
-    }
-}
-
-impl RealtimeToMonotonic {
-    fn resample(&mut self) {
-        let mut best = (u64::MAX, 0i128);
-        for _ in 0..5 {
-            let before = now_ns();
-            let realtime = realtime_ns();
-            let after = now_ns();
-            if after - before < best.0 {
-                best = (
-                    after - before,
-                    realtime as i128 - (before + (after - before) / 2) as i128,
-                );
-            }
-        }
-        self.offset_ns = best.1;
-        self.sampled_at_ns = now_ns();
-    }
-
-    /// The CLOCK_MONOTONIC time of a CLOCK_REALTIME stamp; `now_ns` is the current monotonic
-    /// time (to decide whether to measure the offset again).
-    pub fn to_monotonic(&mut self, realtime_ns: u64, now_ns: u64) -> u64 {
-        if now_ns.saturating_sub(self.sampled_at_ns) >= OFFSET_RESAMPLE_NS {
-            self.resample();
-        }
-        (realtime_ns as i128 - self.offset_ns).clamp(0, u64::MAX as i128) as u64
-    }
-}
-
-/// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns` (absolute; returns at once if it passed).
-pub fn sleep_until(deadline_ns: u64) {
-    let request = Timespec {
-        tv_sec: (deadline_ns / NS_PER_SEC) as i64,
-        tv_nsec: (deadline_ns % NS_PER_SEC) as _,
-    };
-    // Only EINTR can interrupt an absolute sleep with a valid time; sleeping again on the same
-    // absolute deadline is exactly right after a signal.
-    while rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &request) == Err(rustix::io::Errno::INTR) {}
-}
+pub(crate) const STALL_NS: u64 = 200_000;
 
 /// Initial adaptive window, before any wake-up has been measured.
-pub const ADAPTIVE_INITIAL_NS: u64 = 50_000;
+pub(crate) const ADAPTIVE_INITIAL_NS: u64 = 50_000;
 /// Smallest adaptive window: measured on the development VMs, sleeping until 20 µs before a
 /// deadline and spinning the rest leaves a p99 of tens of ns; a shorter spin saves little CPU
 /// and makes every slow wake-up (a VM exit, a cold cache) a late packet.
-pub const ADAPTIVE_MIN_NS: u64 = 20_000;
+pub(crate) const ADAPTIVE_MIN_NS: u64 = 20_000;
 /// Largest adaptive window: beyond this the machine is too noisy for spinning to help, and
 /// a longer spin only burns the CPU.
-pub const ADAPTIVE_MAX_NS: u64 = 500_000;
+pub(crate) const ADAPTIVE_MAX_NS: u64 = 500_000;
 const SAMPLES: usize = 256;
 /// Recompute the adaptive window after this many new samples.
 const RECOMPUTE_EVERY: usize = 32;
 
 /// The busy-wait window before a deadline: fixed, or learned from measured wake-ups.
 #[derive(Clone, Debug)]
-pub struct SpinWindow {
+pub(crate) struct SpinWindow {
     adaptive: bool,
     window_ns: u64,
     /// Recent wake-up latenesses (ns, saturated at u32::MAX), a circular buffer.
@@ -156,7 +74,7 @@ pub struct SpinWindow {
 
 impl SpinWindow {
     /// A window following `policy`.
-    pub fn new(policy: SpinPolicy) -> Self {
+    pub(crate) fn new(policy: SpinPolicy) -> Self {
         let (adaptive, window_ns) = match policy {
             SpinPolicy::Fixed(ns) => (false, ns),
             SpinPolicy::Adaptive => (true, ADAPTIVE_INITIAL_NS),
@@ -173,12 +91,12 @@ impl SpinWindow {
 
     /// Current window in nanoseconds.
     #[inline]
-    pub fn window_ns(&self) -> u64 {
+    pub(crate) fn window_ns(&self) -> u64 {
         self.window_ns
     }
 
     /// Records how late a sleep woke up (actual wake time minus requested time).
-    pub fn record_wakeup(&mut self, lateness_ns: u64) {
+    pub(crate) fn record_wakeup(&mut self, lateness_ns: u64) {
         self.samples[self.next] = lateness_ns.min(u32::MAX as u64) as u32;
         self.next = (self.next + 1) % SAMPLES;
         self.filled = (self.filled + 1).min(SAMPLES);
@@ -186,7 +104,7 @@ impl SpinWindow {
     }
 
     /// True when enough new samples arrived to recompute the window.
-    pub fn wants_recompute(&self) -> bool {
+    pub(crate) fn wants_recompute(&self) -> bool {
         self.adaptive && self.since_recompute >= RECOMPUTE_EVERY
     }
 
@@ -195,7 +113,7 @@ impl SpinWindow {
     /// shrinks towards it by at most an eighth per recomputation, because a quiet spell says
     /// little about the next slow wake-up. Costs about a microsecond; the waiter calls it only
     /// while spinning with time to spare.
-    pub fn recompute(&mut self) {
+    pub(crate) fn recompute(&mut self) {
         self.since_recompute = 0;
         if !self.adaptive || self.filled == 0 {
             return;
@@ -220,11 +138,11 @@ pub enum Wait {
 #[derive(Debug)]
 pub struct DeadlineWaiter {
     /// The spin window in use.
-    pub spin: SpinWindow,
+    pub(crate) spin: SpinWindow,
     /// Spin loops in which the clock jumped by more than [`STALL_NS`] between two reads.
-    pub stalls: u64,
+    pub(crate) stalls: u64,
     /// Sleeps taken (system calls), naps included.
-    pub sleeps: u64,
+    pub(crate) sleeps: u64,
     /// Longest sleep within [`NAP_HORIZON_NS`] of a wake-up point; 0: sleep in one go.
     nap_ns: u64,
 }
@@ -253,6 +171,16 @@ impl DeadlineWaiter {
         } else {
             now + self.nap_ns
         }
+    }
+
+    /// Sleeps taken so far (system calls), naps included.
+    pub fn sleeps(&self) -> u64 {
+        self.sleeps
+    }
+
+    /// Spin loops so far in which the clock jumped by more than 200 µs between two reads.
+    pub fn stalls(&self) -> u64 {
+        self.stalls
     }
 
     /// Returns at `deadline_ns` or later, or early with [`Wait::Stopped`] once `stop` is set
@@ -311,28 +239,7 @@ impl DeadlineWaiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clock_is_monotonic_and_matches_std_instant_rate() {
-        let a = now_ns();
-        let instant = std::time::Instant::now();
-        std::thread::sleep(std::time::Duration::from_millis(5));
-        let b = now_ns();
-        let elapsed = instant.elapsed().as_nanos() as u64;
-        assert!(b > a);
-        // Generous: the two clock reads are not simultaneous.
-        assert!((b - a).abs_diff(elapsed) < 2_000_000, "{} vs {}", b - a, elapsed);
-    }
-
-    #[test]
-    fn sleep_until_never_returns_early() {
-        for offset in [0, 1_000, 100_000, 1_000_000] {
-            let deadline = now_ns() + offset;
-            sleep_until(deadline);
-            assert!(now_ns() >= deadline);
-        }
-        sleep_until(0); // the past returns at once
-    }
+    use crate::time::NS_PER_SEC;
 
     #[test]
     fn sleeps_end_at_the_nap_horizon_then_nap_by_nap() {
@@ -441,18 +348,6 @@ mod tests {
         }
         window.recompute();
         assert_eq!(window.window_ns(), ADAPTIVE_MAX_NS);
-    }
-
-    #[test]
-    fn realtime_stamps_convert_to_monotonic() {
-        let mut converter = RealtimeToMonotonic::default();
-        let (mono_before, real, mono_after) = (now_ns(), realtime_ns(), now_ns());
-        let converted = converter.to_monotonic(real, mono_after);
-        // Within the bracket of the reads, plus generous slack for a VM.
-        assert!(
-            converted + 100_000 >= mono_before && converted <= mono_after + 100_000,
-            "{converted}"
-        );
     }
 
     #[test]

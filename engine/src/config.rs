@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::clock::SpinPolicy;
 use crate::error::{Error, Result};
 
 /// Which worker threads an instance runs.
@@ -29,15 +30,6 @@ impl Direction {
     pub fn receives(self) -> bool {
         matches!(self, Direction::Receive | Direction::Both)
     }
-}
-
-/// How long the sender busy-waits before each deadline.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SpinPolicy {
-    /// A fixed window in nanoseconds (`spinNs` given).
-    Fixed(u64),
-    /// Learned from the measured wake-up lateness of this thread (`spinNs` not given).
-    Adaptive,
 }
 
 /// Which timestamps the kernel (or the NIC) attaches to packets.
@@ -93,7 +85,7 @@ pub enum LockMemory {
 /// flooding 64-byte datagrams with transmit stamps cost about 20% of peak throughput and half
 /// again as much CPU per packet. So a receive-only instance stamps by default and an instance
 /// that sends does not.
-pub fn default_timestamping(direction: Direction) -> TimestampMode {
+pub(crate) fn default_timestamping(direction: Direction) -> TimestampMode {
     match direction {
         Direction::Receive => TimestampMode::Software,
         Direction::Send | Direction::Both => TimestampMode::None,
@@ -133,34 +125,34 @@ pub struct Options {
 }
 
 /// Default ring capacity in packets.
-pub const DEFAULT_CAPACITY: usize = 4096;
+pub(crate) const DEFAULT_CAPACITY: usize = 4096;
 /// Largest ring capacity in packets.
-pub const MAX_CAPACITY: usize = 1 << 24;
+pub(crate) const MAX_CAPACITY: usize = 1 << 24;
 /// Default payload bytes per queued packet, used to size the byte ring from `capacity`.
-pub const DEFAULT_BYTES_PER_PACKET: usize = 512;
+pub(crate) const DEFAULT_BYTES_PER_PACKET: usize = 512;
 /// Smallest byte ring: twice the largest datagram, so that any datagram fits once the ring
 /// has drained, wherever the write position happens to be.
-pub const MIN_RING_BYTES: usize = 128 * 1024;
+pub(crate) const MIN_RING_BYTES: usize = 128 * 1024;
 /// Largest default byte ring (a larger one can be asked for with `ringBytes`).
-pub const MAX_DEFAULT_RING_BYTES: usize = 64 * 1024 * 1024;
+pub(crate) const MAX_DEFAULT_RING_BYTES: usize = 64 * 1024 * 1024;
 /// Largest byte ring (offsets are stored as u32).
-pub const MAX_RING_BYTES: usize = 1 << 31;
+pub(crate) const MAX_RING_BYTES: usize = 1 << 31;
 /// Largest UDP payload over IPv4: 65535 - 20 (IP header) - 8 (UDP header).
-pub const MAX_PAYLOAD_V4: usize = 65_507;
+pub(crate) const MAX_PAYLOAD_V4: usize = 65_507;
 /// Largest UDP payload over IPv6: 65535 - 8 (UDP header); the IPv6 header is not counted.
-pub const MAX_PAYLOAD_V6: usize = 65_527;
+pub(crate) const MAX_PAYLOAD_V6: usize = 65_527;
 /// Largest fixed spin window: 100 ms.
-pub const MAX_SPIN_NS: u64 = 100_000_000;
+pub(crate) const MAX_SPIN_NS: u64 = 100_000_000;
 /// Default `napNs`: inside the time a KVM host keeps polling a halted virtual CPU before it
 /// schedules it out (`halt_poll_ns`, 200 µs by default), so that the sender's last sleeps
 /// before a deadline end with a fast wake-up (see [`crate::clock`]).
-pub const DEFAULT_NAP_NS: u64 = 150_000;
+pub(crate) const DEFAULT_NAP_NS: u64 = 150_000;
 /// Largest `napNs`: the longest sleep the sender takes anyway.
-pub const MAX_NAP_NS: u64 = crate::clock::MAX_SLEEP_CHUNK_NS;
+pub(crate) const MAX_NAP_NS: u64 = crate::time::MAX_SLEEP_CHUNK_NS;
 /// Highest SCHED_FIFO priority on Linux.
-pub const MAX_PRIORITY: i32 = 99;
+pub(crate) const MAX_PRIORITY: i32 = 99;
 /// Highest CPU number a Linux `cpu_set_t` can hold.
-pub const MAX_CPU: usize = libc::CPU_SETSIZE as usize - 1;
+pub(crate) const MAX_CPU: usize = libc::CPU_SETSIZE as usize - 1;
 
 /// A validated configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -314,7 +306,7 @@ impl Config {
 
 /// Byte ring size when `ringBytes` is not given: [`DEFAULT_BYTES_PER_PACKET`] per packet of
 /// capacity, at least [`MIN_RING_BYTES`] and at most [`MAX_DEFAULT_RING_BYTES`].
-pub fn default_ring_bytes(capacity: usize) -> usize {
+pub(crate) fn default_ring_bytes(capacity: usize) -> usize {
     capacity
         .saturating_mul(DEFAULT_BYTES_PER_PACKET)
         .clamp(MIN_RING_BYTES, MAX_DEFAULT_RING_BYTES)

@@ -6,11 +6,10 @@
 //! back through [`Shared`] (atomics) and wake the JavaScript thread through a [`Notify`].
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use crate::clock::now_ns;
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
@@ -18,66 +17,12 @@ use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPat
 use crate::ring::{packet_ring, Consumer, Producer};
 use crate::rt::ThreadSetup;
 use crate::sender::{SendMeta, Sender};
+use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
-use crate::stats::{bump, Counters, Latencies, SharedLatencies, Stats};
+use crate::stats::{bump, Latencies, Stats};
 use crate::sys::{self, ErrQueueBatch, RecvBatch};
+use crate::time::now_ns;
 use crate::timestamping::{self, SentLog, TimestampingInfo, TxRecord};
-
-/// Wakes the JavaScript thread. The binding implements it with a thread-safe function; the
-/// engine calls it at most once until the JavaScript thread calls
-/// [`UdpEngine::begin_notification`], however many events happen meanwhile.
-pub trait Notify: Send + Sync {
-    /// Asks the JavaScript thread to look at the engine again. Must not block.
-    fn notify(&self);
-}
-
-/// State shared by the JavaScript thread and the workers.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    /// Raised by `stop()`; workers exit when they see it.
-    pub stop: AtomicBool,
-    pub counters: Counters,
-    /// Send latency, published by the sender.
-    pub latencies: SharedLatencies,
-    /// Wire latency (transmit stamp − target), published by the receiver thread.
-    pub wire_latencies: SharedLatencies,
-    /// A notification is on its way to the JavaScript thread.
-    pub notify_pending: AtomicBool,
-    /// The sender is parked (or about to park) on an empty ring.
-    pub sender_idle: AtomicBool,
-    /// Packets the sender released from the ring (sent or failed), plus those stop() discarded.
-    pub send_completed: AtomicU64,
-    /// Wake JavaScript once `send_completed` reaches this (u64::MAX: nobody is waiting).
-    pub drain_target: AtomicU64,
-    /// A receiveData call is waiting for a packet.
-    pub rx_waiting: AtomicBool,
-    /// Earliest receiveData timeout (CLOCK_MONOTONIC ns), u64::MAX for none.
-    pub rx_deadline_ns: AtomicU64,
-    /// The last error a worker saw (send failures, ICMP errors, ...).
-    pub last_error: Mutex<Option<Error>>,
-}
-
-impl Shared {
-    fn new() -> Self {
-        Shared {
-            drain_target: AtomicU64::new(u64::MAX),
-            rx_deadline_ns: AtomicU64::new(u64::MAX),
-            ..Default::default()
-        }
-    }
-
-    /// Notifies JavaScript unless a notification is already pending.
-    pub fn wake_js(&self, notify: &dyn Notify) {
-        if !self.notify_pending.swap(true, Ordering::AcqRel) {
-            notify.notify();
-        }
-    }
-
-    /// Remembers the most recent worker error for the statistics.
-    pub fn set_last_error(&self, error: Error) {
-        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
-    }
-}
 
 /// Where an instance is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 // every Linux errno, as Node reports it in an error's `code`.
 
 /// The symbolic name of a Linux errno (`EADDRINUSE` for 98), or `None` for an unknown number.
-pub fn errno_name(errno: i32) -> Option<&'static str> {
+pub(crate) fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
         libc::EPERM => "EPERM",
         libc::ENOENT => "ENOENT",

@@ -31,21 +31,31 @@
 //! Platform code (system calls that the `socket2` and `rustix` crates do not wrap) lives in
 //! [`sys`]; it holds nearly all of the crate's `unsafe`, the rest being the ring's memory.
 
-pub mod clock;
-pub mod config;
-pub mod engine;
-mod errno;
-pub mod error;
-pub mod receiver;
-pub mod ring;
-pub mod rt;
-pub mod sender;
-pub mod socket;
-pub mod stats;
-pub mod sys;
-pub mod timestamping;
+#![warn(unreachable_pub)]
 
-pub use config::{Config, Direction, Options, SpinPolicy};
-pub use engine::{Notify, Received, State, UdpEngine};
-pub use error::{Error, ErrorClass, OsError, Result};
+mod clock;
+mod config;
+mod engine;
+mod errno;
+mod error;
+mod receiver;
+mod ring;
+mod rt;
+mod sender;
+mod shared;
+mod socket;
+mod stats;
+mod sys;
+mod time;
+mod timestamping;
+
+pub use clock::{DeadlineWaiter, SpinPolicy, Wait};
+pub use config::{format_number, integer, Config, Direction, LockMemory, Options, TimestampMode};
+pub use engine::{Received, State, UdpEngine};
+pub use error::{code, Error, ErrorClass, OsError, Result};
+pub use receiver::{RecvMeta, StampSource};
+pub use rt::{RunBudget, ThreadSetup};
+pub use shared::Notify;
 pub use stats::{Bucket, LatencySummary, Stats};
+pub use time::now_ns;
+pub use timestamping::{Capabilities, TimestampingInfo, TxRecord};

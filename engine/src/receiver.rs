@@ -19,15 +19,15 @@ use std::sync::Arc;
 use rustix::event::{PollFd, PollFlags};
 use rustix::time::Timespec;
 
-use crate::clock::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
 use crate::config::TimestampMode;
-use crate::engine::{Notify, Shared};
 use crate::error::Error;
 use crate::ring::Producer;
 use crate::rt::RunBudget;
+use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder};
 use crate::sys::{Ancillary, ErrQueueBatch, RecvBatch, RECV_BATCH};
+use crate::time::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
 use crate::timestamping::{SentLog, TxRecord};
 
 /// Where a received packet's `arrival_ns` comes from.
@@ -89,7 +89,7 @@ pub(crate) type ReceiverParts = (Option<ReceivePath>, Option<TxStampPath>);
 
 impl Receiver {
     /// Runs until `shared.stop` is set; gives the rings and buffers back for the next start.
-    pub fn run(mut self) -> ReceiverParts {
+    pub(crate) fn run(mut self) -> ReceiverParts {
         let shared = self.shared.clone();
         let mut budget = RunBudget::new(self.priority);
         let mut clock = RealtimeToMonotonic::default();
@@ -142,7 +142,7 @@ impl Receiver {
                         shared.set_last_error(Error::from_io("recvmmsg", &e, ""));
                         if e.raw_os_error() != Some(libc::ECONNREFUSED) {
                             // Unexpected; do not spin on an error that repeats.
-                            crate::clock::sleep_until(now_ns() + 1_000_000);
+                            crate::time::sleep_until(now_ns() + 1_000_000);
                         }
                         continue;
                     }
@@ -226,11 +226,11 @@ impl Receiver {
                 matched += 1;
                 let tx_ns = stamp
                     .software_ns
-                    .map_or(0, |realtime| clock.to_monotonic(realtime, now));
+                    .map_or(0, |realtime| clock.monotonic_of(realtime, now));
                 // A hardware stamp is on the NIC's clock; it is comparable with the target only
                 // if that clock follows the system clock (phc2sys), which is assumed here.
                 let departure = match (path.mode, stamp.hardware_ns) {
-                    (TimestampMode::Hardware, Some(hardware)) => clock.to_monotonic(hardware, now),
+                    (TimestampMode::Hardware, Some(hardware)) => clock.monotonic_of(hardware, now),
                     _ => tx_ns,
                 };
                 if departure != 0 {
@@ -305,7 +305,7 @@ impl Receiver {
 /// is one; else the receiver's own clock read.
 fn arrival(ancillary: &Ancillary, now: u64, clock: &mut RealtimeToMonotonic) -> RecvMeta {
     let (arrival_ns, source) = match ancillary.software_ns {
-        Some(realtime) => (clock.to_monotonic(realtime, now), StampSource::Kernel),
+        Some(realtime) => (clock.monotonic_of(realtime, now), StampSource::Kernel),
         None => (now, StampSource::User),
     };
     match ancillary.hardware_ns {

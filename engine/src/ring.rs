@@ -21,7 +21,7 @@ use crossbeam::utils::CachePadded;
 
 /// Why a push was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Full {
+pub(crate) enum Full {
     /// All `capacity` slots are in use.
     Slots,
     /// The byte arena has no contiguous room for this payload.
@@ -66,7 +66,7 @@ unsafe impl<M: Send> Send for Ring<M> {}
 ///
 /// `ring_bytes` must be at least twice the largest payload that will be pushed (so that any
 /// payload fits once the ring has drained) and below 4 GiB.
-pub fn packet_ring<M: Copy + Send>(capacity: usize, ring_bytes: usize) -> (Producer<M>, Consumer<M>) {
+pub(crate) fn packet_ring<M: Copy + Send>(capacity: usize, ring_bytes: usize) -> (Producer<M>, Consumer<M>) {
     assert!(capacity > 0, "ring capacity must be positive");
     assert!(
         ring_bytes > 0 && ring_bytes <= u32::MAX as usize,
@@ -149,7 +149,7 @@ impl<M> Ring<M> {
 }
 
 /// The writing half of a packet ring.
-pub struct Producer<M> {
+pub(crate) struct Producer<M> {
     ring: Arc<Ring<M>>,
     /// Packets staged (published up to `ring.head`).
     head: u64,
@@ -163,7 +163,7 @@ pub struct Producer<M> {
 
 impl<M: Copy> Producer<M> {
     /// Copies a packet into the ring and publishes it. On `Err` nothing was queued.
-    pub fn push(&mut self, meta: M, payload: &[u8]) -> Result<(), Full> {
+    pub(crate) fn push(&mut self, meta: M, payload: &[u8]) -> Result<(), Full> {
         self.stage(meta, payload)?;
         self.publish();
         Ok(())
@@ -171,7 +171,7 @@ impl<M: Copy> Producer<M> {
 
     /// Copies a packet into the ring without making it visible to the consumer yet; call
     /// [`publish`](Self::publish) once after staging a batch.
-    pub fn stage(&mut self, meta: M, payload: &[u8]) -> Result<(), Full> {
+    pub(crate) fn stage(&mut self, meta: M, payload: &[u8]) -> Result<(), Full> {
         let ring = &*self.ring;
         if self.head - self.cached_tail >= ring.capacity {
             self.cached_tail = ring.tail.load(Ordering::Acquire);
@@ -215,29 +215,29 @@ impl<M: Copy> Producer<M> {
     }
 
     /// Makes every staged packet visible to the consumer.
-    pub fn publish(&self) {
+    pub(crate) fn publish(&self) {
         self.ring.head.store(self.head, Ordering::Release);
     }
 
     /// Packets pushed so far (monotonic).
-    pub fn pushed(&self) -> u64 {
+    pub(crate) fn pushed(&self) -> u64 {
         self.head
     }
 
     /// Memory regions of the ring (for `mlock`).
-    pub fn regions(&self) -> [(*const u8, usize); 2] {
+    pub(crate) fn regions(&self) -> [(*const u8, usize); 2] {
         self.ring.regions()
     }
 
     /// Bytes the ring owns (slots and payload arena).
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         self.ring.memory_bytes()
     }
 }
 
 /// A packet borrowed from the ring until the consumer releases it.
 #[derive(Clone, Copy, Debug)]
-pub struct Packet<'a, M> {
+pub(crate) struct Packet<'a, M> {
     /// Metadata stored with the packet.
     pub meta: M,
     /// The payload bytes.
@@ -245,7 +245,7 @@ pub struct Packet<'a, M> {
 }
 
 /// The reading half of a packet ring.
-pub struct Consumer<M> {
+pub(crate) struct Consumer<M> {
     ring: Arc<Ring<M>>,
     /// Packets released.
     tail: u64,
@@ -255,18 +255,18 @@ pub struct Consumer<M> {
 
 impl<M: Copy> Consumer<M> {
     /// Number of packets ready to read; loads the producer's position.
-    pub fn available(&mut self) -> usize {
+    pub(crate) fn available(&mut self) -> usize {
         self.cached_head = self.ring.head.load(Ordering::Acquire);
         (self.cached_head - self.tail) as usize
     }
 
     /// Number of packets known to be ready without touching the producer's cache line.
-    pub fn cached_available(&self) -> usize {
+    pub(crate) fn cached_available(&self) -> usize {
         (self.cached_head - self.tail) as usize
     }
 
     /// The `index`-th unreleased packet, if [`available`](Self::available) has seen it.
-    pub fn peek(&self, index: usize) -> Option<Packet<'_, M>> {
+    pub(crate) fn peek(&self, index: usize) -> Option<Packet<'_, M>> {
         let seq = self.tail + index as u64;
         if seq >= self.cached_head {
             return None;
@@ -287,7 +287,7 @@ impl<M: Copy> Consumer<M> {
     }
 
     /// Hands the first `count` packets back to the producer.
-    pub fn release(&mut self, count: usize) {
+    pub(crate) fn release(&mut self, count: usize) {
         if count == 0 {
             return;
         }
@@ -301,19 +301,19 @@ impl<M: Copy> Consumer<M> {
     }
 
     /// Releases every packet that is ready and returns how many there were.
-    pub fn discard_all(&mut self) -> usize {
+    pub(crate) fn discard_all(&mut self) -> usize {
         let count = self.available();
         self.release(count);
         count
     }
 
     /// Packets released so far (monotonic).
-    pub fn released(&self) -> u64 {
+    pub(crate) fn released(&self) -> u64 {
         self.tail
     }
 
     /// Bytes the ring owns (slots and payload arena).
-    pub fn memory_bytes(&self) -> usize {
+    pub(crate) fn memory_bytes(&self) -> usize {
         self.ring.memory_bytes()
     }
 }

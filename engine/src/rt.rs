@@ -8,9 +8,9 @@
 
 use std::num::NonZeroU64;
 
-use crate::clock::{now_ns, sleep_until};
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::time::{now_ns, sleep_until};
 
 /// How a worker thread should be scheduled.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -69,14 +69,14 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
 }
 
 /// Length of the window over which the budget is kept.
-pub const BUDGET_WINDOW_NS: u64 = 10_000_000;
+pub(crate) const BUDGET_WINDOW_NS: u64 = 10_000_000;
 /// Running time after which, within one window, a SCHED_FIFO thread leaves SCHED_FIFO.
-pub const BUDGET_RUN_LIMIT_NS: u64 = 9_000_000;
+pub(crate) const BUDGET_RUN_LIMIT_NS: u64 = 9_000_000;
 /// A demoted thread returns to SCHED_FIFO before a sleep at least this long (or one without
 /// end): it is no longer running continuously, and wakes up faster under SCHED_FIFO.
-pub const PROMOTE_MIN_SLEEP_NS: u64 = 1_000_000;
+pub(crate) const PROMOTE_MIN_SLEEP_NS: u64 = 1_000_000;
 /// Length of the pause taken if leaving SCHED_FIFO were ever refused.
-pub const BUDGET_PAUSE_NS: u64 = 1_000_000;
+pub(crate) const BUDGET_PAUSE_NS: u64 = 1_000_000;
 
 /// Keeps a SCHED_FIFO thread clear of the kernel's RT throttling without pausing it.
 ///

@@ -10,20 +10,20 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
-use crate::clock::{now_ns, DeadlineWaiter, Wait};
-use crate::config::SpinPolicy;
-use crate::engine::{Notify, Shared};
+use crate::clock::{DeadlineWaiter, SpinPolicy, Wait};
 use crate::error::Error;
 use crate::ring::Consumer;
 use crate::rt::RunBudget;
+use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_NS};
 use crate::sys::{self, SEND_BATCH};
+use crate::time::now_ns;
 use crate::timestamping::SentLog;
 
 /// What the send ring stores beside each payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SendMeta {
+pub(crate) struct SendMeta {
     /// Not before this CLOCK_MONOTONIC time; 0 means as soon as possible.
     pub deadline_ns: u64,
     /// The time latency is measured from: the deadline, or when sendData was called.
@@ -51,7 +51,7 @@ const PUBLISH_HEADROOM_NS: u64 = 100_000;
 
 impl Sender {
     /// Runs until `shared.stop` is set; gives the ring back for the next start.
-    pub fn run(mut self) -> Consumer<SendMeta> {
+    pub(crate) fn run(mut self) -> Consumer<SendMeta> {
         let shared = self.shared.clone();
         let mut waiter = DeadlineWaiter::new(self.spin, self.nap_ns);
         let mut budget = RunBudget::new(self.priority);

@@ -10,22 +10,23 @@ use crate::error::{Error, Result};
 use crate::sys;
 
 /// Receive buffer asked for (capped by `net.core.rmem_max` unless the process may override it).
-pub const RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const RECV_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 /// A blocked send gives up after this long and is retried, so the sender notices `stop()`.
-pub const SEND_TIMEOUT: Duration = Duration::from_millis(20);
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_millis(20);
 
 /// A bound (and maybe connected) UDP socket shared by the workers.
 #[derive(Debug)]
-pub struct UdpSocket {
+pub(crate) struct UdpSocket {
     socket: socket2::Socket,
     local: SocketAddr,
+    #[cfg_attr(not(test), allow(dead_code))]
     remote: Option<SocketAddr>,
 }
 
 impl UdpSocket {
     /// Creates a UDP socket bound to `local` and, if `remote` is given, connected to it, so
     /// that only that peer's datagrams are received.
-    pub fn open(local: SocketAddr, remote: Option<SocketAddr>) -> Result<UdpSocket> {
+    pub(crate) fn open(local: SocketAddr, remote: Option<SocketAddr>) -> Result<UdpSocket> {
         let socket = socket2::Socket::new(Domain::for_address(local), Type::DGRAM, Some(Protocol::UDP))
             .map_err(|e| Error::from_io("socket", &e, ""))?;
         // A larger receive buffer rides out bursts while the receiver is descheduled. Try the
@@ -54,22 +55,24 @@ impl UdpSocket {
     }
 
     /// The address the socket is bound to, with the port the kernel picked for port 0.
-    pub fn local_addr(&self) -> SocketAddr {
+    pub(crate) fn local_addr(&self) -> SocketAddr {
         self.local
     }
 
     /// The connected peer, if any.
-    pub fn remote_addr(&self) -> Option<SocketAddr> {
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote
     }
 
     /// Datagrams the kernel dropped on this socket so far (full receive buffer).
-    pub fn kernel_drops(&self) -> u64 {
+    pub(crate) fn kernel_drops(&self) -> u64 {
         sys::socket_drops(self.socket.as_fd()).map_or(0, u64::from)
     }
 
+    #[cfg(test)]
     /// The receive buffer the kernel actually granted (it reports twice the usable size).
-    pub fn recv_buffer_size(&self) -> usize {
+    pub(crate) fn recv_buffer_size(&self) -> usize {
         self.socket.recv_buffer_size().unwrap_or(0)
     }
 }

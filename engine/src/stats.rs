@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 
 /// Adds to a counter that has a single writer: a plain load and store, no locked instruction.
 #[inline]
-pub fn bump(counter: &AtomicU64, by: u64) {
+pub(crate) fn bump(counter: &AtomicU64, by: u64) {
     counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
 }
 
@@ -31,7 +31,7 @@ fn read(counter: &AtomicU64) -> u64 {
 
 /// Counters written by the JavaScript thread.
 #[derive(Debug, Default)]
-pub struct JsCounters {
+pub(crate) struct JsCounters {
     /// Packets queued into the send ring.
     pub packets_queued: AtomicU64,
     /// sendData/sendBatch packets refused because the send ring was full.
@@ -52,7 +52,7 @@ pub struct JsCounters {
 
 /// Counters written by the sender thread.
 #[derive(Debug, Default)]
-pub struct SenderCounters {
+pub(crate) struct SenderCounters {
     /// Packets the kernel accepted.
     pub packets_sent: AtomicU64,
     /// Payload bytes the kernel accepted.
@@ -71,7 +71,7 @@ pub struct SenderCounters {
 
 /// Counters written by the receiver thread.
 #[derive(Debug, Default)]
-pub struct ReceiverCounters {
+pub(crate) struct ReceiverCounters {
     /// Datagrams read off the socket.
     pub packets_received: AtomicU64,
     /// Payload bytes read off the socket.
@@ -90,7 +90,7 @@ pub struct ReceiverCounters {
 
 /// All counters of one instance.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Written by the JavaScript thread.
     pub js: CachePadded<JsCounters>,
     /// Written by the sender.
@@ -101,12 +101,12 @@ pub struct Counters {
 
 /// Highest latency the histogram resolves (60 s); larger values are clamped there, while
 /// the exact maximum is kept separately.
-pub const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
+pub(crate) const HISTOGRAM_MAX_NS: u64 = 60_000_000_000;
 /// How often a sender with time to spare publishes its latencies at most (a publication costs
 /// a few microseconds).
-pub const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
+pub(crate) const PUBLISH_INTERVAL_NS: u64 = 1_000_000;
 /// How stale the published latencies may get while the sender has no time to spare.
-pub const PUBLISH_MAX_AGE_NS: u64 = 20_000_000;
+pub(crate) const PUBLISH_MAX_AGE_NS: u64 = 20_000_000;
 
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, 2).expect("valid histogram bounds")
@@ -114,7 +114,7 @@ fn new_histogram() -> Histogram<u64> {
 
 /// A histogram with exact count, sum, minimum and maximum beside it.
 #[derive(Clone, Debug)]
-pub struct Latencies {
+pub(crate) struct Latencies {
     /// Allocated at the first record (about 30 KB): most instances never use some of their
     /// histograms (wire latency without timestamps, delivery latency when only sending).
     histogram: Option<Box<Histogram<u64>>>,
@@ -139,7 +139,7 @@ impl Default for Latencies {
 impl Latencies {
     /// Records one latency.
     #[inline]
-    pub fn record(&mut self, latency_ns: u64) {
+    pub(crate) fn record(&mut self, latency_ns: u64) {
         let histogram = self.histogram.get_or_insert_with(|| Box::new(new_histogram()));
         histogram.saturating_record(latency_ns.min(HISTOGRAM_MAX_NS));
         self.count += 1;
@@ -149,12 +149,12 @@ impl Latencies {
     }
 
     /// Number of recorded latencies.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.count
     }
 
     /// Adds everything `other` recorded.
-    pub fn add(&mut self, other: &Latencies) {
+    pub(crate) fn add(&mut self, other: &Latencies) {
         let Some(theirs) = other.histogram.as_deref().filter(|_| other.count > 0) else {
             return;
         };
@@ -167,7 +167,7 @@ impl Latencies {
     }
 
     /// Forgets everything, keeping the histogram's memory for reuse.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Some(histogram) = self.histogram.as_deref_mut() {
             histogram.reset();
         }
@@ -178,7 +178,7 @@ impl Latencies {
     }
 
     /// Percentiles and buckets, ready to report.
-    pub fn summary(&self) -> LatencySummary {
+    pub(crate) fn summary(&self) -> LatencySummary {
         let Some(h) = self.histogram.as_deref().filter(|_| self.count > 0) else {
             return LatencySummary::default();
         };
@@ -259,16 +259,16 @@ pub struct LatencySummary {
 
 /// The latencies a worker has published, readable from any thread.
 #[derive(Debug, Default)]
-pub struct SharedLatencies(Mutex<Latencies>);
+pub(crate) struct SharedLatencies(Mutex<Latencies>);
 
 impl SharedLatencies {
     /// Summary of everything published so far.
-    pub fn summary(&self) -> LatencySummary {
+    pub(crate) fn summary(&self) -> LatencySummary {
         self.lock().summary()
     }
 
     /// A copy of everything published so far.
-    pub fn get(&self) -> Latencies {
+    pub(crate) fn get(&self) -> Latencies {
         self.lock().clone()
     }
 
@@ -281,7 +281,7 @@ impl SharedLatencies {
 
 /// A worker's private latency recorder that publishes into a [`SharedLatencies`].
 #[derive(Debug, Default)]
-pub struct LatencyRecorder {
+pub(crate) struct LatencyRecorder {
     local: Latencies,
     last_publish_ns: u64,
 }
@@ -289,19 +289,19 @@ pub struct LatencyRecorder {
 impl LatencyRecorder {
     /// Records one latency (no lock, no allocation).
     #[inline]
-    pub fn record(&mut self, latency_ns: u64) {
+    pub(crate) fn record(&mut self, latency_ns: u64) {
         self.local.record(latency_ns);
     }
 
     /// Publishes if the last publication is at least `interval_ns` old.
-    pub fn publish_if_older(&mut self, shared: &SharedLatencies, now_ns: u64, interval_ns: u64) {
+    pub(crate) fn publish_if_older(&mut self, shared: &SharedLatencies, now_ns: u64, interval_ns: u64) {
         if now_ns.saturating_sub(self.last_publish_ns) >= interval_ns {
             self.publish(shared, now_ns);
         }
     }
 
     /// Adds the private latencies to the shared ones and starts afresh.
-    pub fn publish(&mut self, shared: &SharedLatencies, now_ns: u64) {
+    pub(crate) fn publish(&mut self, shared: &SharedLatencies, now_ns: u64) {
         self.last_publish_ns = now_ns;
         if self.local.count() == 0 {
             return;
@@ -368,7 +368,7 @@ pub struct Stats {
 impl Counters {
     /// Fills the counter fields of a [`Stats`] (the latency summaries other than send
     /// latency are left empty for the caller).
-    pub fn snapshot(&self, latency: LatencySummary) -> Stats {
+    pub(crate) fn snapshot(&self, latency: LatencySummary) -> Stats {
         let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
         let packets_queued = read(&js.packets_queued);
         let packets_sent = read(&tx.packets_sent) + read(&js.inline_sent);

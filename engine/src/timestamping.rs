@@ -23,13 +23,13 @@ use crate::sys::{self, EthtoolTsInfo};
 
 /// Flags for kernel software stamps on both paths. OPT_ID numbers transmitted datagrams;
 /// OPT_TSONLY keeps the kernel from looping a copy of each payload back with its stamp.
-pub const SOFTWARE_FLAGS: u32 = libc::SOF_TIMESTAMPING_RX_SOFTWARE
+pub(crate) const SOFTWARE_FLAGS: u32 = libc::SOF_TIMESTAMPING_RX_SOFTWARE
     | libc::SOF_TIMESTAMPING_TX_SOFTWARE
     | libc::SOF_TIMESTAMPING_SOFTWARE
     | libc::SOF_TIMESTAMPING_OPT_ID
     | libc::SOF_TIMESTAMPING_OPT_TSONLY;
 /// Flags for hardware stamps (raw NIC clock), with software receive stamps beside them.
-pub const HARDWARE_FLAGS: u32 = SOFTWARE_FLAGS
+pub(crate) const HARDWARE_FLAGS: u32 = SOFTWARE_FLAGS
     | libc::SOF_TIMESTAMPING_RX_HARDWARE
     | libc::SOF_TIMESTAMPING_TX_HARDWARE
     | libc::SOF_TIMESTAMPING_RAW_HARDWARE;
@@ -138,7 +138,7 @@ pub struct TimestampingInfo {
 
 /// Turns on the timestamps `requested` for `socket`, falling back to `fallback` (or failing
 /// with ERR_UDPCOM_HWTSTAMP_UNSUPPORTED) when hardware stamps cannot be had.
-pub fn setup(
+pub(crate) fn setup(
     socket: &UdpSocket,
     requested: TimestampMode,
     fallback: Option<TimestampMode>,
@@ -211,7 +211,7 @@ fn enable_hardware(socket: &UdpSocket, info: &TimestampingInfo) -> std::result::
 
 /// How many sent datagrams the [`SentLog`] remembers: far more than can be in flight between
 /// a send and its transmit stamp.
-pub const SENT_LOG_SIZE: usize = 1 << 16;
+pub(crate) const SENT_LOG_SIZE: usize = 1 << 16;
 
 #[derive(Debug, Default)]
 struct SentEntry {
@@ -226,7 +226,7 @@ struct SentEntry {
 /// key is cleared, the fields written, then the key published; a reader that sees the same key
 /// before and after reading the fields has a consistent entry.
 #[derive(Debug)]
-pub struct SentLog {
+pub(crate) struct SentLog {
     entries: Box<[SentEntry]>,
 }
 
@@ -245,7 +245,7 @@ impl SentLog {
 
     /// Notes that the datagram with `key` is the packet queued as `queue_id`, due at
     /// `target_ns`. Called before the send: the stamp can arrive before the send returns.
-    pub fn record(&self, key: u32, target_ns: u64, queue_id: u64) {
+    pub(crate) fn record(&self, key: u32, target_ns: u64, queue_id: u64) {
         let entry = self.entry(key);
         entry.key_plus_one.store(0, Ordering::Relaxed);
         fence(Ordering::Release);
@@ -255,7 +255,7 @@ impl SentLog {
     }
 
     /// The target time and queue position of the datagram with `key`, if still known.
-    pub fn lookup(&self, key: u32) -> Option<(u64, u64)> {
+    pub(crate) fn lookup(&self, key: u32) -> Option<(u64, u64)> {
         let entry = self.entry(key);
         if entry.key_plus_one.load(Ordering::Acquire) != key as u64 + 1 {
             return None;

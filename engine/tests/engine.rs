@@ -3,7 +3,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use udpcom_engine::clock::now_ns;
+use udpcom_engine::now_ns;
 use udpcom_engine::{Config, Notify, Options, State, UdpEngine};
 
 /// Counts notifications and lets a test wait for the next one.
