@@ -121,6 +121,10 @@ pub struct PacketStats {
     pub n_rt_demotions: f64,
     /// Sender spin loops that lost the CPU for more than 200 µs (preemption, throttling, VM).
     pub n_stalls: f64,
+    /// Received datagrams (and transmit-stamp entries) whose control data did not fit its
+    /// buffer (MSG_CTRUNC): their kernel stamp or drop count may be missing. The datagrams are
+    /// delivered all the same.
+    pub n_control_truncated: f64,
     /// Spin window the sender uses now, ns (spinNs, or the adaptive window).
     pub spin_window_ns: f64,
     /// Transmit timestamps read from the socket's error queue and matched to their packets
@@ -183,6 +187,7 @@ impl From<Stats> for PacketStats {
             n_recv_discarded: n(s.recv_discarded),
             n_rt_demotions: n(s.rt_demotions),
             n_stalls: n(s.stalls),
+            n_control_truncated: n(s.control_truncated),
             spin_window_ns: n(s.spin_window_ns),
             n_tx_timestamps: n(s.tx_timestamps),
             n_tx_timestamps_dropped: n(s.tx_records_dropped),

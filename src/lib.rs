@@ -176,7 +176,7 @@ impl UdpCom {
     /// Queues checked payloads with their deadlines (also used by `fast_path`).
     fn queue_batch(&self, env: Env, payloads: &[&[u8]], deadlines: Vec<u64>) -> napi::Result<u32> {
         let batch: Vec<(&[u8], u64)> = payloads.iter().copied().zip(deadlines).collect();
-        let queued = self.instance().engine.send_batch(&batch).or_throw(&env)?;
+        let queued = self.instance().engine.send_batch(&batch, None).or_throw(&env)?;
         Ok(queued as u32)
     }
 

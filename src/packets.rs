@@ -88,7 +88,7 @@ impl PacketBatch {
         self.stamps.clear();
         self.sources.clear();
         self.hardware.clear();
-        engine.receive(max, |packet| {
+        engine.receive(max, usize::MAX, |packet| {
             self.bytes.extend_from_slice(packet.payload);
             self.lengths.push(packet.payload.len() as u32);
             self.stamps.push(packet.meta.arrival_ns);

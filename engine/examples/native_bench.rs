@@ -112,7 +112,7 @@ fn main() {
                 e.begin_notification();
                 e.wait_for_receive(None);
                 if e.received_count() > 0 {
-                    count += e.receive(usize::MAX, |p| {
+                    count += e.receive(usize::MAX, usize::MAX, |p| {
                         if p.payload.len() >= 12 {
                             max_seq = max_seq.max(u32::from_le_bytes(p.payload[8..12].try_into().unwrap()));
                         }
@@ -148,7 +148,7 @@ fn main() {
                 e.begin_notification();
                 e.wait_for_receive(None);
                 if e.received_count() > 0 {
-                    e.receive(usize::MAX, |p| packets.push(p.payload.to_vec()));
+                    e.receive(usize::MAX, usize::MAX, |p| packets.push(p.payload.to_vec()));
                     for p in packets.drain(..) {
                         e.send(&p, 0).unwrap();
                     }
@@ -217,7 +217,7 @@ fn cost(calls: usize, rounds: usize) {
         restart(&mut e);
         let t = now_ns();
         for _ in 0..calls / 64 {
-            assert_eq!(e.send_batch(std::hint::black_box(&batch)).unwrap(), 64);
+            assert_eq!(e.send_batch(std::hint::black_box(&batch), None).unwrap(), 64);
         }
         batched.push((now_ns() - t) as f64 / (calls / 64 * 64) as f64);
         restart(&mut e);

@@ -184,7 +184,7 @@ impl DeadlineWaiter {
     }
 
     /// Returns at `deadline_ns` or later, or early with [`Wait::Stopped`] once `stop` is set
-    /// (checked at least every [`MAX_SLEEP_CHUNK_NS`] while sleeping). Sleeping and spinning
+    /// (checked at least every 20 ms while sleeping). Sleeping and spinning
     /// are reported to `budget`, which keeps a SCHED_FIFO thread clear of RT throttling.
     pub fn wait_until(&mut self, deadline_ns: u64, stop: &AtomicBool, budget: &mut RunBudget) -> Wait {
         let mut now = now_ns();

@@ -4,8 +4,9 @@
 //! (`ERR_INVALID_ARG_TYPE`) and this module checks values (`ERR_OUT_OF_RANGE`,
 //! `ERR_INVALID_ARG_VALUE`), so that every rule lives in one place and is unit-tested.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use crate::addr::parse_ip_with_scope;
 use crate::clock::SpinPolicy;
 use crate::error::{Error, Result};
 
@@ -198,8 +199,8 @@ impl Config {
         remote_port: f64,
         options: &Options,
     ) -> Result<Config> {
-        let local_ip = parse_ip("localIp", local_ip)?;
-        let remote_ip = parse_ip("remoteIp", remote_ip)?;
+        let (local_ip, local_scope) = parse_ip_with_scope("localIp", local_ip)?;
+        let (remote_ip, remote_scope) = parse_ip_with_scope("remoteIp", remote_ip)?;
         if local_ip.is_ipv4() != remote_ip.is_ipv4() {
             return Err(Error::invalid_arg_value(
                 "The argument 'remoteIp'",
@@ -271,8 +272,8 @@ impl Config {
         };
 
         Ok(Config {
-            local: SocketAddr::new(local_ip, local_port),
-            remote: (remote_port != 0).then_some(SocketAddr::new(remote_ip, remote_port)),
+            local: socket_addr(local_ip, local_port, local_scope),
+            remote: (remote_port != 0).then_some(socket_addr(remote_ip, remote_port, remote_scope)),
             direction,
             cpu,
             rx_cpu,
@@ -312,14 +313,12 @@ pub(crate) fn default_ring_bytes(capacity: usize) -> usize {
         .clamp(MIN_RING_BYTES, MAX_DEFAULT_RING_BYTES)
 }
 
-fn parse_ip(name: &str, text: &str) -> Result<IpAddr> {
-    text.parse().map_err(|_| {
-        Error::invalid_arg_value(
-            &format!("The argument '{name}'"),
-            "must be an IPv4 or IPv6 address",
-            format!("'{text}'"),
-        )
-    })
+/// A socket address with the IPv6 scope id of a link-local address (`fe80::1%eth0`).
+fn socket_addr(ip: IpAddr, port: u16, scope_id: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, port)),
+        IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope_id)),
+    }
 }
 
 /// Checks that a JavaScript number is an integer in `min..=max`, with Node's wording.
@@ -370,6 +369,18 @@ mod tests {
         assert_eq!(c.cpu, None);
         assert_eq!(c.remote, Some("127.0.0.1:9".parse().unwrap()));
         assert_eq!(c.max_payload(), MAX_PAYLOAD_V4);
+    }
+
+    #[test]
+    fn ipv6_scopes_are_kept() {
+        let c = Config::new("fe80::1%lo", 0.0, "fe80::2%7", 9.0, &Options::default()).unwrap();
+        let SocketAddr::V6(local) = c.local else {
+            panic!("{:?}", c.local)
+        };
+        assert_ne!(local.scope_id(), 0);
+        assert_eq!(c.remote, Some("[fe80::2%7]:9".parse().unwrap()));
+        let err = Config::new("fe80::1%udpcom-none0", 0.0, "::1", 9.0, &Options::default()).unwrap_err();
+        assert_eq!(err.code, "ENODEV");
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! consumer of the receive ring, and the only one that starts and stops workers. Workers talk
 //! back through [`Shared`] (atomics) and wake the JavaScript thread through a [`Notify`].
 
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
@@ -290,24 +292,46 @@ impl UdpEngine {
         Ok(())
     }
 
-    fn check_can_send(&self) -> Result<()> {
+    /// Checks that sending is possible now, to the connected peer (`destination` None) or to
+    /// `destination`; returns the destination to store with each packet (the empty address
+    /// for the connected peer).
+    fn check_can_send(&self, destination: Option<SocketAddr>) -> Result<PeerAddr> {
         self.check_open()?;
         if !self.config.direction.sends() {
             return Err(Error::state(
                 "this instance only receives (direction 1): it cannot send",
             ));
         }
-        if self.config.remote.is_none() {
-            return Err(Error::state(
-                "this instance is unconnected (remotePort 0): there is no peer to send to",
-            ));
+        match (destination, self.config.remote) {
+            (None, None) => {
+                return Err(Error::state(
+                    "this instance is unconnected (remotePort 0): there is no peer to send to; \
+                     send to an address instead",
+                ))
+            }
+            (Some(_), Some(remote)) => return Err(Error::dgram_is_connected(&remote.to_string())),
+            _ => {}
         }
         if self.state != State::Running {
             return Err(Error::state(
                 "not started: call initSocket() and start() before sending",
             ));
         }
-        Ok(())
+        let Some(destination) = destination else {
+            return Ok(PeerAddr::default());
+        };
+        if destination.is_ipv4() != self.is_ipv4() {
+            let family = if self.is_ipv4() { "an IPv4" } else { "an IPv6" };
+            return Err(Error::invalid_arg_value(
+                "The argument 'address'",
+                &format!("must be {family} address, as the socket is"),
+                format!("'{}'", destination.ip()),
+            ));
+        }
+        if destination.port() == 0 {
+            return Err(Error::bad_port("Port", 0));
+        }
+        Ok(PeerAddr::from_socket_addr(destination))
     }
 
     fn check_payload(&self, len: usize) -> Result<()> {
@@ -322,13 +346,39 @@ impl UdpEngine {
         Ok(())
     }
 
-    /// Copies one packet into the send ring. `deadline_ns` 0 means as soon as possible.
-    /// Returns false, queuing nothing, when the ring is full.
+    /// True when the instance was created with a remote peer (remotePort ≠ 0): it sends with
+    /// [`send`](Self::send) and hears only that peer. Otherwise it sends with
+    /// [`send_to`](Self::send_to) and hears anyone.
+    pub fn is_connected(&self) -> bool {
+        self.config.remote.is_some()
+    }
+
+    /// True when the socket is IPv4 (destinations must then be IPv4 too), false for IPv6.
+    pub fn is_ipv4(&self) -> bool {
+        self.config.local.is_ipv4()
+    }
+
+    /// Copies one packet for the connected peer into the send ring. `deadline_ns` 0 means as
+    /// soon as possible. Returns false, queuing nothing, when the ring is full.
+    /// ERR_UDPCOM_STATE on an unconnected instance.
     pub fn send(&mut self, payload: &[u8], deadline_ns: u64) -> Result<bool> {
-        self.check_can_send()?;
+        let destination = self.check_can_send(None)?;
+        self.queue(payload, deadline_ns, destination)
+    }
+
+    /// Like [`send`](Self::send), to `destination`, on an unconnected instance: the same ring,
+    /// so packets leave in the order they were queued, whichever call queued them.
+    /// ERR_SOCKET_DGRAM_IS_CONNECTED on a connected instance; ERR_INVALID_ARG_VALUE for a
+    /// destination of the other IP family; ERR_SOCKET_BAD_PORT for port 0.
+    pub fn send_to(&mut self, payload: &[u8], deadline_ns: u64, destination: SocketAddr) -> Result<bool> {
+        let destination = self.check_can_send(Some(destination))?;
+        self.queue(payload, deadline_ns, destination)
+    }
+
+    fn queue(&mut self, payload: &[u8], deadline_ns: u64, destination: PeerAddr) -> Result<bool> {
         self.check_payload(payload.len())?;
-        let meta = send_meta(deadline_ns);
-        if self.config.inline_send && meta.deadline_ns <= meta.target_ns && self.send_inline(payload, meta.target_ns) {
+        let meta = send_meta(deadline_ns, destination);
+        if self.config.inline_send && meta.deadline_ns <= meta.target_ns && self.send_inline(payload, &meta) {
             return Ok(true);
         }
         let side = self.send.as_mut().expect("a running sender has rings");
@@ -344,15 +394,21 @@ impl UdpEngine {
 
     /// Copies packets into the send ring in order, stopping at the first that does not fit;
     /// returns how many were queued. Every payload is checked before anything is queued.
-    pub fn send_batch(&mut self, packets: &[(&[u8], u64)]) -> Result<usize> {
-        self.check_can_send()?;
+    /// `destination`: None for the connected peer (as [`send`](Self::send)), else every packet
+    /// goes there (as [`send_to`](Self::send_to), with its errors).
+    pub fn send_batch(&mut self, packets: &[(&[u8], u64)], destination: Option<SocketAddr>) -> Result<usize> {
+        let destination = self.check_can_send(destination)?;
         for (payload, _) in packets {
             self.check_payload(payload.len())?;
         }
         let side = self.send.as_mut().expect("a running sender has rings");
         let mut queued = 0;
         for &(payload, deadline_ns) in packets {
-            if side.producer.stage(send_meta(deadline_ns), payload).is_err() {
+            if side
+                .producer
+                .stage(send_meta(deadline_ns, destination), payload)
+                .is_err()
+            {
                 break;
             }
             queued += 1;
@@ -372,16 +428,18 @@ impl UdpEngine {
     /// count the sender's packets). Saves waking the sender thread, which on a VM costs tens
     /// of microseconds. Never blocks: if the socket would block, returns false and the packet
     /// goes through the ring.
-    fn send_inline(&mut self, payload: &[u8], target_ns: u64) -> bool {
+    fn send_inline(&mut self, payload: &[u8], meta: &SendMeta) -> bool {
         if self.tx_stamps.is_some() || self.queued_total() != self.completed_total() {
             return false;
         }
         let Some(socket) = &self.socket else { return false };
         let js = &self.shared.counters.js;
+        let destinations = (!meta.destination.is_none()).then_some(std::slice::from_ref(&meta.destination));
         let departure_ns = now_ns();
-        match sys::send_many(socket.as_fd(), &[payload], libc::MSG_DONTWAIT) {
+        match sys::send_many(socket.as_fd(), &[payload], destinations, libc::MSG_DONTWAIT) {
             Ok(1) => {
-                self.inline_latencies.record(departure_ns.saturating_sub(target_ns));
+                self.inline_latencies
+                    .record(departure_ns.saturating_sub(meta.target_ns));
                 bump(&js.inline_sent, 1);
                 bump(&js.inline_bytes, payload.len() as u64);
             }
@@ -427,20 +485,28 @@ impl UdpEngine {
         self.recv.as_mut().map_or(0, |side| side.consumer.available())
     }
 
-    /// Hands up to `max` received packets, in arrival order, to `deliver`, and removes them
-    /// from the ring. Returns how many.
-    pub fn receive(&mut self, max: usize, mut deliver: impl FnMut(Received<'_>)) -> usize {
+    /// Hands received packets, in arrival order, to `deliver`, and removes them from the ring:
+    /// as many as are there, while fewer than `max` were taken and the payload bytes taken
+    /// plus the next packet's length stay within `max_bytes` (so a packet longer than
+    /// `max_bytes` is never taken: pass at least 65,535 to take any). Returns how many.
+    pub fn receive(&mut self, max: usize, max_bytes: usize, mut deliver: impl FnMut(Received<'_>)) -> usize {
         let Some(side) = self.recv.as_mut() else { return 0 };
-        let count = side.consumer.available().min(max);
+        let available = side.consumer.available().min(max);
         let now = now_ns();
-        for i in 0..count {
-            let packet = side.consumer.peek(i).expect("counted as available");
+        let (mut count, mut bytes) = (0, 0usize);
+        while count < available {
+            let packet = side.consumer.peek(count).expect("counted as available");
+            if bytes + packet.payload.len() > max_bytes {
+                break;
+            }
+            bytes += packet.payload.len();
             self.delivery_latencies
                 .record(now.saturating_sub(packet.meta.arrival_ns));
             deliver(Received {
                 payload: packet.payload,
                 meta: packet.meta,
             });
+            count += 1;
         }
         side.consumer.release(count);
         bump(&self.shared.counters.js.packets_delivered, count as u64);
@@ -654,10 +720,14 @@ fn lock_error(error: Error) -> Error {
     )
 }
 
-fn send_meta(deadline_ns: u64) -> SendMeta {
+fn send_meta(deadline_ns: u64, destination: PeerAddr) -> SendMeta {
     // Without a deadline, latency counts from the moment the packet was handed over.
     let target_ns = if deadline_ns == 0 { now_ns() } else { deadline_ns };
-    SendMeta { deadline_ns, target_ns }
+    SendMeta {
+        deadline_ns,
+        target_ns,
+        destination,
+    }
 }
 
 /// Spawns a worker that applies `setup` to itself first and reports the result; on failure

@@ -27,6 +27,11 @@ pub mod code {
     pub const INTERNAL: &str = "ERR_UDPCOM_INTERNAL";
     /// Hardware timestamping was asked for and the interface or the permissions cannot give it.
     pub const HWTSTAMP_UNSUPPORTED: &str = "ERR_UDPCOM_HWTSTAMP_UNSUPPORTED";
+    /// A destination was given to a connected instance (as node:dgram's `send` with an address
+    /// on a connected socket).
+    pub const SOCKET_DGRAM_IS_CONNECTED: &str = "ERR_SOCKET_DGRAM_IS_CONNECTED";
+    /// A port outside 1..=65535 where a destination port is needed (node:dgram's code).
+    pub const SOCKET_BAD_PORT: &str = "ERR_SOCKET_BAD_PORT";
 }
 
 /// The JavaScript error class an [`Error`] becomes.
@@ -126,6 +131,26 @@ impl Error {
                 "hardware timestamping is not available on interface {interface}: {reason} \
                  (set timestampingFallback to 'software' or 'none' to continue without it)"
             ),
+        )
+    }
+
+    /// `Error [ERR_SOCKET_DGRAM_IS_CONNECTED]`: a destination for an instance connected to
+    /// `remote`.
+    pub fn dgram_is_connected(remote: &str) -> Self {
+        Self::new(
+            code::SOCKET_DGRAM_IS_CONNECTED,
+            ErrorClass::Error,
+            format!("Already connected to {remote}: send to the peer without an address, or use an unconnected instance (remotePort 0)"),
+        )
+    }
+
+    /// `RangeError [ERR_SOCKET_BAD_PORT]`, worded as Node's: `"Port should be > 0 and < 65536.
+    /// Received 0."`; `name` names the port (`Port`).
+    pub fn bad_port(name: &str, received: impl fmt::Display) -> Self {
+        Self::new(
+            code::SOCKET_BAD_PORT,
+            ErrorClass::RangeError,
+            format!("{name} should be > 0 and < 65536. Received {received}."),
         )
     }
 

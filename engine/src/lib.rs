@@ -4,35 +4,62 @@
 //! exact CLOCK_MONOTONIC times and receives them with low, predictable latency, by moving the
 //! timing-critical work onto native threads:
 //!
-//! - **Sending.** The caller copies a packet and its target time into a lock-free ring
-//!   ([`ring`]) and returns at once. A sender thread ([`sender`]), optionally pinned to a CPU
-//!   and under SCHED_FIFO ([`rt`]), sleeps on the absolute deadline with
-//!   `clock_nanosleep(TIMER_ABSTIME)`, spins the last microseconds ([`clock`]), and sends every
-//!   packet that is due with one `sendmmsg`. Packets leave in the order they were queued.
-//! - **Receiving.** A receiver thread ([`receiver`]) reads with `recvmmsg` into a second ring
-//!   and wakes the caller through a [`Notify`]; it blocks in `poll` when idle.
-//! - **Statistics** ([`stats`]): exact counters, so that every packet is accounted for (sent,
+//! - **Sending.** The caller copies a packet, its target time and, on an unconnected
+//!   instance, its destination into a lock-free ring ([`UdpEngine::send`],
+//!   [`UdpEngine::send_to`], [`UdpEngine::send_batch`]) and returns at once. A sender thread,
+//!   optionally pinned to a CPU and under SCHED_FIFO ([`ThreadSetup`]), sleeps on the absolute
+//!   deadline with `clock_nanosleep(TIMER_ABSTIME)`, spins the last microseconds
+//!   ([`DeadlineWaiter`]), and sends every packet that is due with one `sendmmsg`. Packets
+//!   leave in the order they were queued, whatever call queued them.
+//! - **Receiving.** A receiver thread reads with `recvmmsg` into a second ring, with each
+//!   datagram's arrival stamp and sender ([`RecvMeta`], [`PeerAddr`]), and wakes the caller
+//!   through a [`Notify`]; it blocks in `poll` when idle. [`UdpEngine::receive`] hands the
+//!   packets over.
+//! - **Statistics** ([`Stats`]): exact counters, so that every packet is accounted for (sent,
 //!   refused, discarded or failed; delivered, overflowed or dropped by the kernel), and HDR
-//!   histograms of send latency (departure − target).
+//!   histograms of send, wire and delivery latency.
 //!
-//! [`UdpEngine`] ties these together; [`Config`] validates options; [`Error`] carries the
-//! Node-style `code` of every failure.
+//! [`Config`] validates options; [`Error`] carries the Node-style `code` of every failure
+//! ([`code`]).
+//!
+//! ## Modules (private; the public API is re-exported here)
+//!
+//! From the top down, each using only those below it: `engine` (one instance's life) over
+//! `sender` and `receiver` (the worker threads), which share `shared` (flags, counters,
+//! [`Notify`]); `timestamping` (SO_TIMESTAMPING set-up, the transmit-stamp log), `socket`,
+//! `ring` (lock-free packet rings), `stats`, `config`, `addr` (addresses and their text),
+//! `clock` (deadline waiting: sleep, naps, spin) over `rt` (pinning, SCHED_FIFO, the run
+//! budget) over `time` (the clocks), `error`; and at the bottom `sys`, the Linux calls the
+//! `socket2` and `rustix` crates do not wrap, by concern: `sys::mmsg` (sendmmsg/recvmmsg
+//! batches), `sys::cmsg` (control messages, decoded and encoded), `sys::sockopt`,
+//! `sys::sched`, `sys::ethtool`. `sys` holds all of the crate's `unsafe` but the ring's memory.
 //!
 //! ## When the kernel says no
 //!
-//! The engine never degrades silently. If a worker cannot be pinned or made real-time,
-//! `start` fails with the errno (EINVAL, EPERM) and a hint on how to grant it. Under SCHED_FIFO,
-//! a worker that would run for more than 90% of any 10 ms pauses for 1 ms and counts the pause
-//! ([`rt::RunBudget`]), rather than being frozen by the kernel's RT throttling for 50 ms with
-//! nothing to show for it. Spin loops that lose the CPU for more than 200 µs are counted as
-//! stalls. If the receive buffer cannot be enlarged past `net.core.rmem_max`, the smaller
-//! buffer is used and the datagrams the kernel drops are counted (`SO_RXQ_OVFL`).
-//!
-//! Platform code (system calls that the `socket2` and `rustix` crates do not wrap) lives in
-//! [`sys`]; it holds nearly all of the crate's `unsafe`, the rest being the ring's memory.
+//! The engine never degrades silently:
+//! - If a worker cannot be pinned or made real-time, `start` fails with the errno (EINVAL,
+//!   EPERM) and a hint on how to grant it.
+//! - Under SCHED_FIFO, a worker that has run for 9 ms of 10 without sleeping leaves SCHED_FIFO
+//!   for normal scheduling until its next long sleep and counts it (`rt_demotions`,
+//!   [`RunBudget`]), rather than being frozen by the kernel's RT throttling for 50 ms with
+//!   nothing to show for it. Spin loops that lose the CPU for more than 200 µs are counted as
+//!   stalls.
+//! - If the receive buffer cannot be forced past `net.core.rmem_max` (`SO_RCVBUFFORCE` needs
+//!   CAP_NET_ADMIN), the capped buffer is used and the datagrams the kernel drops are counted
+//!   (`SO_RXQ_OVFL`, `SO_MEMINFO`).
+//! - Hardware timestamps that the interface or the permissions cannot give fail with
+//!   `ERR_UDPCOM_HWTSTAMP_UNSUPPORTED`, or fall back to software stamps (or none) when the
+//!   configuration says so, with the reason in [`TimestampingInfo`]. A datagram that arrives
+//!   without a kernel stamp (stamping not switched on yet) is stamped by the receiver thread
+//!   and says so ([`StampSource::User`]).
+//! - Control data that does not fit its buffer (`MSG_CTRUNC`) is counted
+//!   (`control_truncated`); the datagram is still delivered, without what was cut.
+//! - An unconnected instance can only [`send_to`](UdpEngine::send_to), a connected one only
+//!   [`send`](UdpEngine::send): the other call fails with a coded error, as node:dgram's do.
 
 #![warn(unreachable_pub)]
 
+mod addr;
 mod clock;
 mod config;
 mod engine;
@@ -49,6 +76,7 @@ mod sys;
 mod time;
 mod timestamping;
 
+pub use addr::{format_ip, parse_ip_with_scope, PeerAddr};
 pub use clock::{DeadlineWaiter, SpinPolicy, Wait};
 pub use config::{format_number, integer, Config, Direction, LockMemory, Options, TimestampMode};
 pub use engine::{Received, State, UdpEngine};

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use rustix::event::{PollFd, PollFlags};
 use rustix::time::Timespec;
 
+use crate::addr::PeerAddr;
 use crate::config::TimestampMode;
 use crate::error::Error;
 use crate::ring::Producer;
@@ -26,7 +27,7 @@ use crate::rt::RunBudget;
 use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder};
-use crate::sys::{Ancillary, ErrQueueBatch, RecvBatch, RECV_BATCH};
+use crate::sys::{Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH};
 use crate::time::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
 use crate::timestamping::{SentLog, TxRecord};
 
@@ -52,6 +53,9 @@ pub struct RecvMeta {
     pub source: StampSource,
     /// The NIC's raw hardware stamp; 0 if none.
     pub hardware_ns: u64,
+    /// Who sent it, as `recvmmsg` reported (on connected instances too); the empty address
+    /// only if the kernel named no IPv4 or IPv6 sender.
+    pub peer: PeerAddr,
 }
 
 /// The receive half: ring and `recvmmsg` buffers.
@@ -174,19 +178,27 @@ impl Receiver {
         let path = self.receive.as_mut().expect("receiving");
         let count = path.batch.recv(self.socket.as_fd())?;
         let now = now_ns();
-        let (mut bytes, mut overflow, mut dropped_total) = (0, 0, None);
+        let (mut bytes, mut overflow, mut dropped_total, mut control_truncated) = (0, 0, None, 0);
         for i in 0..count {
-            let (payload, _truncated, ancillary) = path.batch.datagram(i);
-            bytes += payload.len() as u64;
-            if path.ring.stage(arrival(&ancillary, now, clock), payload).is_err() {
+            let datagram = path.batch.datagram(i);
+            bytes += datagram.payload.len() as u64;
+            // A datagram whose control data was cut short is still delivered (it may lack its
+            // kernel stamp or the drop count); the truncation is counted.
+            control_truncated += u64::from(datagram.ancillary.control_truncated);
+            if path
+                .ring
+                .stage(recv_meta(&datagram, now, clock), datagram.payload)
+                .is_err()
+            {
                 overflow += 1;
             }
-            dropped_total = ancillary.dropped_total.or(dropped_total);
+            dropped_total = datagram.ancillary.dropped_total.or(dropped_total);
         }
         // Count before publishing: the JavaScript thread acquires the ring's head before it
         // delivers a packet, so whatever it has delivered is already counted as received.
         bump(&counters.packets_received, count as u64);
         bump(&counters.bytes_received, bytes);
+        bump(&counters.control_truncated, control_truncated);
         // Release: a reader that sees this overflow also sees the received count above.
         let overflowed = counters.recv_ring_overflow.load(Ordering::Relaxed) + overflow;
         counters.recv_ring_overflow.store(overflowed, Ordering::Release);
@@ -212,7 +224,8 @@ impl Receiver {
         let Some(path) = self.tx_stamps.as_mut() else { return 0 };
         let counters = &self.shared.counters.receiver;
         let mut read = 0;
-        while let Ok(stamps) = path.errqueue.recv(self.socket.as_fd()) {
+        while let Ok((stamps, control_truncated)) = path.errqueue.recv(self.socket.as_fd()) {
+            bump(&counters.control_truncated, control_truncated as u64);
             if stamps.is_empty() {
                 break;
             }
@@ -301,23 +314,22 @@ impl Receiver {
     }
 }
 
-/// The arrival stamp of a datagram: the kernel's, converted to CLOCK_MONOTONIC, when there
-/// is one; else the receiver's own clock read.
-fn arrival(ancillary: &Ancillary, now: u64, clock: &mut RealtimeToMonotonic) -> RecvMeta {
+/// What the ring stores with a datagram: its arrival stamp (the kernel's, converted to
+/// CLOCK_MONOTONIC, when there is one; else the receiver's own clock read) and its sender.
+fn recv_meta(datagram: &Datagram<'_>, now: u64, clock: &mut RealtimeToMonotonic) -> RecvMeta {
+    let ancillary = &datagram.ancillary;
     let (arrival_ns, source) = match ancillary.software_ns {
         Some(realtime) => (clock.monotonic_of(realtime, now), StampSource::Kernel),
         None => (now, StampSource::User),
     };
-    match ancillary.hardware_ns {
-        Some(hardware_ns) => RecvMeta {
-            arrival_ns,
-            source: StampSource::Hardware,
-            hardware_ns,
-        },
-        None => RecvMeta {
-            arrival_ns,
-            source,
-            hardware_ns: 0,
-        },
+    let (source, hardware_ns) = match ancillary.hardware_ns {
+        Some(hardware_ns) => (StampSource::Hardware, hardware_ns),
+        None => (source, 0),
+    };
+    RecvMeta {
+        arrival_ns,
+        source,
+        hardware_ns,
+        peer: datagram.peer,
     }
 }

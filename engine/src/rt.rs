@@ -86,7 +86,7 @@ pub(crate) const BUDGET_PAUSE_NS: u64 = 1_000_000;
 /// would say so. The budget counts the time the thread spends asleep; when it has run for 9 ms
 /// of a 10 ms window, [`check`](Self::check) moves it to normal scheduling (SCHED_OTHER), where
 /// it keeps spinning — throttling does not apply there — and counts a *demotion*. Before the
-/// next sleep of at least [`PROMOTE_MIN_SLEEP_NS`] ([`before_sleep`](Self::before_sleep)) it
+/// next sleep of at least 1 ms ([`before_sleep`](Self::before_sleep)) it
 /// returns to SCHED_FIFO. Pausing instead, as a simpler guard would, makes every packet due
 /// during the pause late by up to the pause. For threads under normal scheduling the budget is
 /// disabled and costs nothing.

@@ -10,6 +10,7 @@ use std::os::fd::AsFd;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
+use crate::addr::PeerAddr;
 use crate::clock::{DeadlineWaiter, SpinPolicy, Wait};
 use crate::error::Error;
 use crate::ring::Consumer;
@@ -28,6 +29,8 @@ pub(crate) struct SendMeta {
     pub deadline_ns: u64,
     /// The time latency is measured from: the deadline, or when sendData was called.
     pub target_ns: u64,
+    /// Where to send it; the empty address on a connected socket (its peer).
+    pub destination: PeerAddr,
 }
 
 /// Everything the sender thread owns.
@@ -57,6 +60,7 @@ impl Sender {
         let mut budget = RunBudget::new(self.priority);
         let mut latencies = LatencyRecorder::default();
         let counters = &shared.counters.sender;
+        let connected = self.socket.remote_addr().is_some();
         counters
             .spin_window_ns
             .store(waiter.spin.window_ns(), Ordering::Relaxed);
@@ -106,7 +110,17 @@ impl Sender {
                     log.record((sent_before + i as u64) as u32, target_ns, queued_before + i as u64);
                 }
             }
-            let result = sys::send_many(self.socket.as_fd(), &payloads[..due], 0);
+            let result = if connected {
+                sys::send_many(self.socket.as_fd(), &payloads[..due], None, 0)
+            } else {
+                // Unconnected: each packet names its destination, and one batch may go to
+                // several. The connected path above never looks at addresses.
+                let mut destinations = [PeerAddr::default(); SEND_BATCH];
+                for (i, destination) in destinations.iter_mut().enumerate().take(due) {
+                    *destination = self.ring.peek(i).map_or_else(PeerAddr::default, |p| p.meta.destination);
+                }
+                sys::send_many(self.socket.as_fd(), &payloads[..due], Some(&destinations[..due]), 0)
+            };
 
             let done = match result {
                 Ok(sent) => {

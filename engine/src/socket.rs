@@ -19,7 +19,6 @@ pub(crate) const SEND_TIMEOUT: Duration = Duration::from_millis(20);
 pub(crate) struct UdpSocket {
     socket: socket2::Socket,
     local: SocketAddr,
-    #[cfg_attr(not(test), allow(dead_code))]
     remote: Option<SocketAddr>,
 }
 
@@ -60,7 +59,6 @@ impl UdpSocket {
     }
 
     /// The connected peer, if any.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn remote_addr(&self) -> Option<SocketAddr> {
         self.remote
     }

@@ -86,6 +86,9 @@ pub(crate) struct ReceiverCounters {
     pub tx_records_dropped: AtomicU64,
     /// Times the receiver left SCHED_FIFO to stay clear of RT throttling.
     pub rt_demotions: AtomicU64,
+    /// Received datagrams and error-queue entries whose control data did not fit its buffer
+    /// (`MSG_CTRUNC`).
+    pub control_truncated: AtomicU64,
 }
 
 /// All counters of one instance.
@@ -348,6 +351,10 @@ pub struct Stats {
     pub rt_demotions: u64,
     /// Sender spin loops that were interrupted for more than 200 µs.
     pub stalls: u64,
+    /// Received datagrams (and error-queue entries with transmit stamps) whose control data
+    /// did not fit its buffer (`MSG_CTRUNC`): a kernel stamp or drop count of theirs may be
+    /// missing. The datagrams themselves are delivered as usual.
+    pub control_truncated: u64,
     /// Spin window in use by the sender, in ns.
     pub spin_window_ns: u64,
     /// Send latency (departure − target).
@@ -398,6 +405,7 @@ impl Counters {
             recv_discarded,
             rt_demotions: read(&tx.rt_demotions) + read(&rx.rt_demotions),
             stalls: read(&tx.stalls),
+            control_truncated: read(&rx.control_truncated),
             spin_window_ns: read(&tx.spin_window_ns),
             latency,
             tx_timestamps: read(&rx.tx_timestamps),

@@ -2,7 +2,9 @@
 //! (`SIOCETHTOOL` / `ETHTOOL_GET_TS_INFO`), and turning its hardware timestamping on
 //! (`SIOCSHWTSTAMP`).
 
+use std::ffi::CStr;
 use std::io;
+use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::check;
@@ -15,28 +17,17 @@ pub(crate) fn interface_with_address(ip: std::net::IpAddr) -> io::Result<Option<
     let mut found = None;
     let mut entry = list;
     while !entry.is_null() {
-        // SAFETY: `entry` is a node of the list getifaddrs returned, which is alive; its
-        // address, when not null, points at a sockaddr of the family it names.
+        // SAFETY: `entry` is a node of the list getifaddrs returned, which is alive. Its
+        // address, when not null, is a sockaddr of the family it names, stored in room for at
+        // least a sockaddr_in6 (glibc keeps each in a union that includes one).
         unsafe {
             let addr = (*entry).ifa_addr;
-            let matches = !addr.is_null()
-                && match (i32::from((*addr).sa_family), ip) {
-                    (libc::AF_INET, std::net::IpAddr::V4(v4)) => {
-                        let sin = &*addr.cast::<libc::sockaddr_in>();
-                        u32::from_be(sin.sin_addr.s_addr) == u32::from(v4)
-                    }
-                    (libc::AF_INET6, std::net::IpAddr::V6(v6)) => {
-                        let sin6 = &*addr.cast::<libc::sockaddr_in6>();
-                        sin6.sin6_addr.s6_addr == v6.octets()
-                    }
-                    _ => false,
-                };
-            if matches {
-                found = Some(
-                    std::ffi::CStr::from_ptr((*entry).ifa_name)
-                        .to_string_lossy()
-                        .into_owned(),
-                );
+            let has_ip = !addr.is_null()
+                && super::peer_from_sockaddr(addr, size_of::<libc::sockaddr_in6>())
+                    .to_socket_addr()
+                    .is_some_and(|a| a.ip() == ip);
+            if has_ip {
+                found = Some(CStr::from_ptr((*entry).ifa_name).to_string_lossy().into_owned());
                 break;
             }
             entry = (*entry).ifa_next;

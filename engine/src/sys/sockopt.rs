@@ -6,19 +6,29 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::check;
 
-/// Sets an integer socket option the safe crates do not wrap.
-fn set_int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: `value` is a valid c_int for the duration of the call, and its size is passed.
+/// Sets a socket option to the bytes of `value`.
+pub(super) fn set_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int, value: &[u8]) -> io::Result<()> {
+    // SAFETY: `value` is valid for reads of its length, which is passed, during the call.
     check(unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
             level,
             name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            value.as_ptr().cast(),
+            value.len() as libc::socklen_t,
         )
     })
     .map(drop)
+}
+
+/// Sets an integer socket option the safe crates do not wrap.
+pub(super) fn set_int_option(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    set_option(fd, level, name, &value.to_ne_bytes())
 }
 
 /// Asks the kernel to attach its running count of datagrams dropped on this socket
