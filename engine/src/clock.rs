@@ -291,32 +291,42 @@ mod tests {
         let stop = AtomicBool::new(false);
         let mut budget = RunBudget::new(None);
         let mut waiter = DeadlineWaiter::new(SpinPolicy::Fixed(20_000), 0);
+        let mut lateness = Vec::new();
         for _ in 0..20 {
             let deadline = now_ns() + 300_000;
             assert_eq!(waiter.wait_until(deadline, &stop, &mut budget), Wait::Reached);
-            let late = now_ns() - deadline;
-            // Generous bound: spinning makes this tens of ns on an idle machine.
-            assert!(late < 5_000_000, "late by {late} ns");
+            lateness.push(now_ns() - deadline);
         }
+        // Never early (above); each wait ends within a second, so a waiter that hangs or mixes
+        // up ns and µs (300 ms late) fails; and the best of the twenty is within 5 ms, so one
+        // that always oversleeps (a whole 20 ms chunk, say) fails too. A loaded machine can
+        // make any single wait late, but not every one of twenty: spinning makes them tens of
+        // ns late on an idle machine.
+        let (best, worst) = (lateness.iter().min().unwrap(), lateness.iter().max().unwrap());
+        assert!(*worst < NS_PER_SEC, "late by {worst} ns");
+        assert!(*best < 5_000_000, "every wait late, the best by {best} ns");
     }
 
     #[test]
     fn waiter_stops_within_a_chunk_even_for_far_deadlines() {
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let started = std::time::Instant::now();
-        let waiter = std::thread::spawn(move || {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let mut budget = RunBudget::new(None);
-            DeadlineWaiter::new(SpinPolicy::Adaptive, 150_000).wait_until(
+            let wait = DeadlineWaiter::new(SpinPolicy::Adaptive, 150_000).wait_until(
                 now_ns() + 3600 * NS_PER_SEC,
                 &flag,
                 &mut budget,
-            )
+            );
+            let _ = done_tx.send(wait);
         });
         std::thread::sleep(std::time::Duration::from_millis(10));
         stop.store(true, Ordering::Relaxed);
-        assert_eq!(waiter.join().unwrap(), Wait::Stopped);
-        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+        // The waiter checks the flag every 20 ms (MAX_SLEEP_CHUNK_NS); one that never looks
+        // would sleep the hour out. 10 s tells the two apart on any machine.
+        let wait = done_rx.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(wait, Ok(Wait::Stopped), "the waiter did not see the stop flag");
     }
 
     #[test]

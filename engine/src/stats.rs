@@ -423,21 +423,63 @@ mod tests {
 
     #[test]
     fn summary_is_exact_where_it_can_be_and_within_one_percent_elsewhere() {
+        // Values spread over six orders of magnitude (1 µs to ~1 s, a fixed pseudo-random
+        // sequence), so that the histogram's relative precision is what is tested.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut values: Vec<u64> = (0..10_000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let exponent = (state % 6_000) as f64 / 1_000.0; // 10^0 .. 10^6
+                (1_000.0 * 10f64.powf(exponent)) as u64
+            })
+            .collect();
         let mut l = Latencies::default();
-        for v in 1..=1000u64 {
-            l.record(v * 1000);
+        for &v in &values {
+            l.record(v);
         }
+        values.sort_unstable();
         let s = l.summary();
-        assert_eq!(s.count, 1000);
-        assert_eq!(s.min_ns, 1000);
-        assert_eq!(s.max_ns, 1_000_000);
-        assert_eq!(s.mean_ns, 500_500.0);
-        assert!((s.p50_ns as f64 - 500_000.0).abs() / 500_000.0 < 0.01, "{}", s.p50_ns);
-        assert!((s.p99_ns as f64 - 990_000.0).abs() / 990_000.0 < 0.01, "{}", s.p99_ns);
-        assert!(s.p999_ns <= s.max_ns);
-        assert_eq!(s.buckets.iter().map(|b| b.count).sum::<u64>(), 1000);
+        // Exact: count, minimum, maximum, mean.
+        assert_eq!(s.count, 10_000);
+        assert_eq!(s.min_ns, values[0]);
+        assert_eq!(s.max_ns, values[9_999]);
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / 10_000.0;
+        assert!((s.mean_ns - mean).abs() <= mean * 1e-12, "{} vs {mean}", s.mean_ns);
+        // Within 1%: every percentile, against the exact value of that rank.
+        for (q, reported) in [(0.50, s.p50_ns), (0.90, s.p90_ns), (0.99, s.p99_ns), (0.999, s.p999_ns)] {
+            let exact = values[((q * 10_000.0) as usize).saturating_sub(1)] as f64;
+            let error = (reported as f64 - exact).abs() / exact;
+            assert!(
+                error <= 0.01,
+                "p{}: {reported} vs exact {exact} ({:.3}% off)",
+                q * 100.0,
+                error * 100.0
+            );
+        }
+        // Buckets: every value counted once, bounds doubling from 16 ns, each bucket holding
+        // exactly the values in its range (to within the histogram's 1%).
+        assert_eq!(s.buckets.iter().map(|b| b.count).sum::<u64>(), 10_000);
         assert_eq!(s.buckets[0].up_to_ns, 16);
         assert!(s.buckets.windows(2).all(|w| w[1].up_to_ns == w[0].up_to_ns * 2));
+        for bucket in s.buckets.iter().filter(|b| b.count > 0) {
+            let below = bucket.up_to_ns / 2;
+            let exact = values.iter().filter(|&&v| v > below && v <= bucket.up_to_ns).count() as u64;
+            let near_bounds = values
+                .iter()
+                .filter(|&&v| {
+                    (v as f64 - below as f64).abs() <= below as f64 * 0.01
+                        || (v as f64 - bucket.up_to_ns as f64).abs() <= bucket.up_to_ns as f64 * 0.01
+                })
+                .count() as u64;
+            assert!(
+                bucket.count.abs_diff(exact) <= near_bounds,
+                "bucket up to {}: {} vs {exact}",
+                bucket.up_to_ns,
+                bucket.count
+            );
+        }
     }
 
     #[test]
@@ -452,13 +494,29 @@ mod tests {
 
     #[test]
     fn huge_latencies_are_clamped_in_the_histogram_but_exact_in_max() {
+        let hour = 3_600_000_000_000;
         let mut l = Latencies::default();
-        l.record(3_600_000_000_000);
+        l.record(hour);
         l.record(0);
         let s = l.summary();
-        assert_eq!(s.max_ns, 3_600_000_000_000);
-        assert_eq!(s.min_ns, 0);
-        assert_eq!(s.count, 2);
+        // Exact where kept beside the histogram.
+        assert_eq!((s.max_ns, s.min_ns, s.count), (hour, 0, 2));
+        assert_eq!(s.mean_ns, hour as f64 / 2.0);
+        // The histogram holds the hour at its ceiling: the top percentiles say 60 s (within
+        // the histogram's 1%), not an hour...
+        for p in [s.p99_ns, s.p999_ns] {
+            let error = p.abs_diff(HISTOGRAM_MAX_NS) as f64 / HISTOGRAM_MAX_NS as f64;
+            assert!(error <= 0.01, "{p}");
+        }
+        // ...and the hour counts in the bucket that holds 60 s, the last one.
+        let last = s.buckets.last().unwrap();
+        assert_eq!(
+            (last.up_to_ns, last.count),
+            (FIRST_BUCKET_NS << bucket_index(HISTOGRAM_MAX_NS), 1)
+        );
+        assert!(last.up_to_ns < hour);
+        assert_eq!((s.buckets[0].up_to_ns, s.buckets[0].count), (16, 1), "the zero");
+        assert_eq!(s.buckets.iter().map(|b| b.count).sum::<u64>(), 2);
     }
 
     #[test]
