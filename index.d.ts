@@ -163,6 +163,12 @@ export interface PacketStats {
   nRtDemotions: number
   /** Sender spin loops that lost the CPU for more than 200 µs (preemption, throttling, VM). */
   nStalls: number
+  /**
+   * Received datagrams (and transmit-stamp entries) whose control data did not fit its
+   * buffer (MSG_CTRUNC): their kernel stamp or drop count may be missing. The datagrams are
+   * delivered all the same.
+   */
+  nControlTruncated: number
   /** Spin window the sender uses now, ns (spinNs, or the adaptive window). */
   spinWindowNs: number
   /**
