@@ -3,7 +3,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
-import { chmodSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -166,13 +166,16 @@ test('EACCES, EPERM, ENOMEM (as an unprivileged user): a low port, SCHED_FIFO, l
   const dir = mkdtempSync(join(tmpdir(), 'udpcom-nobody-'))
   chmodSync(dir, 0o755)
   const root = fileURLToPath(new URL('..', import.meta.url))
-  for (const file of readdirSync(root).filter((f) => f === 'index.js' || f.endsWith('.node'))) {
-    copyFileSync(join(root, file), join(dir, file))
+  for (const folder of ['dist', 'native']) {
+    mkdirSync(join(dir, folder), { mode: 0o755 })
+    for (const file of readdirSync(join(root, folder)).filter((f) => /\.(js|node)$/.test(f))) {
+      copyFileSync(join(root, folder, file), join(dir, folder, file))
+    }
   }
   copyFileSync(fixture('unprivileged.mjs'), join(dir, 'unprivileged.mjs'))
   let run
   try {
-    run = await runNode([join(dir, 'unprivileged.mjs')], { uid: 65534, env: { UDPCOM_MODULE: join(dir, 'index.js') } })
+    run = await runNode([join(dir, 'unprivileged.mjs')], { uid: 65534, env: { UDPCOM_MODULE: join(dir, 'dist/index.js') } })
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -11,25 +11,19 @@ import { runNode } from './helpers.mjs'
 const child = fileURLToPath(new URL('./fixtures/detach.mjs', import.meta.url))
 
 test('sendBatch with getters that detach an already-read packet: a coded error or a snapshot, never a crash', async () => {
-  for (const [env, packetsGetter, queued] of [
-    // The JavaScript helper copies each packet as it reads it: the packet detached later was
-    // already copied, and is sent as it was.
-    [{}, 'returned 2', 40],
-    // The element-by-element path takes the bytes last, and finds the packet detached.
-    [{ UDPCOM_NO_JS_HELPERS: '1' }, 'ERR_INVALID_ARG_VALUE', 20],
-  ]) {
-    const { code, signal, stdout, stderr } = await runNode(['--expose-gc', child], { env })
-    assert.equal(signal, null, `the child died by ${signal}: ${stderr}`)
-    assert.equal(code, 0, stderr)
-    const r = JSON.parse(stdout)
-    assert.deepEqual(r.codes, {
-      'timestamps getter': 'ERR_INVALID_ARG_VALUE', // the packet is detached by the time it is read
-      'packets getter': packetsGetter,
-      'buffer getter': 'returned 2', // udpcom never reads a view's `buffer` property
-    })
-    assert.equal(r.queued, queued)
-    assert.equal(r.sent, queued)
-  }
+  const { code, signal, stdout, stderr } = await runNode(['--expose-gc', child])
+  assert.equal(signal, null, `the child died by ${signal}: ${stderr}`)
+  assert.equal(code, 0, stderr)
+  const r = JSON.parse(stdout)
+  assert.deepEqual(r.codes, {
+    'timestamps getter': 'ERR_INVALID_ARG_VALUE', // the packet is detached by the time it is read
+    // sendBatch copies each packet as it reads it: the packet detached later was already
+    // copied, and is sent as it was.
+    'packets getter': 'returned 2',
+    'buffer getter': 'returned 2', // udpcom never reads a view's `buffer` property
+  })
+  assert.equal(r.queued, 40)
+  assert.equal(r.sent, 40)
 })
 
 test('a getter or Proxy trap that throws: a coded error (a rejection for receiveData), never the raw exception or ERR_UDPCOM_INTERNAL', async () => {

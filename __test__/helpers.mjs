@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process'
 import { startedPair } from './fixtures/shared.mjs'
 
 const require = createRequire(import.meta.url)
-export const { UdpCom } = require('../index.js')
+export const { UdpCom } = require('..')
 
 export const now = () => process.hrtime.bigint()
 export const MS = 1_000_000n

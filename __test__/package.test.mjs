@@ -1,57 +1,91 @@
-// The npm package: `npm pack` yields one tarball that, installed into an empty folder, works
-// with require(), import and a TypeScript import on this platform (Linux x64 glibc).
+// The npm package: `npm pack` yields one small tarball with only what it needs (the compiled
+// JavaScript layer, its public declarations, the stripped addon, README), which, installed into
+// an empty folder, sends and receives through require() and import, and type-checks from a
+// CommonJS and from an ES module TypeScript program.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdtempSync, writeFileSync, readdirSync, rmSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const npm = (args, cwd) => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-const node = (args, cwd) => execFileSync(process.execPath, args, { cwd, encoding: 'utf8' })
+const tsc = join(root, 'node_modules/typescript/bin/tsc')
 
-test('npm pack → npm install into an empty folder → require, import and TypeScript all work', () => {
+/** Runs node in `cwd`; returns stdout, and fails on a non-zero exit or anything on stderr. */
+function node(args, cwd) {
+  const run = spawnSync(process.execPath, args, { cwd, encoding: 'utf8' })
+  assert.equal(run.status, 0, run.stderr)
+  assert.equal(run.stderr, '', 'nothing on stderr (no warning either)')
+  return run.stdout.trim()
+}
+
+// One packet through the installed package: an unconnected receiver and a sender connected to it.
+const roundTrip = `
+  const rx = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1 })
+  rx.initSocket(); rx.start()
+  const tx = new UdpCom('127.0.0.1', 0, '127.0.0.1', rx.localPort, { direction: 0 })
+  tx.initSocket(); tx.start()
+  tx.sendData(Buffer.from('through the tarball'))
+  rx.receiveData(5_000_000_000n).then((packet) => {
+    console.log(packet.data.toString(), packet.address, packet.port === tx.localPort)
+    tx.closeSocket(); rx.closeSocket()
+  })`
+
+test('npm pack ships only the compiled layer, public types and a stripped addon; installed, it sends and receives from CJS, ESM and TypeScript', () => {
   const dir = mkdtempSync(join(tmpdir(), 'udpcom-pack-'))
   try {
-    const [{ filename, files }] = JSON.parse(npm(['pack', '--json', '--pack-destination', dir], root))
+    const [{ filename, files, size, unpackedSize }] = JSON.parse(npm(['pack', '--json', '--pack-destination', dir], root))
     const names = files.map((f) => f.path).sort()
-    assert.deepEqual(names, ['README.md', 'index.d.ts', 'index.js', 'package.json', 'udpcom.linux-x64-gnu.node'])
-    assert.ok(!names.some((n) => n.includes('target/') || n.includes('node_modules')))
+    const dist = names.filter((n) => n.startsWith('dist/'))
+    assert.deepEqual(names.filter((n) => !n.startsWith('dist/')), ['README.md', 'native/udpcom.linux-x64-gnu.node', 'package.json'])
+    for (const name of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/udpcom.d.ts', 'dist/types.d.ts']) {
+      assert.ok(dist.includes(name), `${name} is in the package`)
+    }
+    // Compiled JavaScript and the public declarations only: no sources, tests, fixtures, maps.
+    assert.deepEqual(dist.filter((n) => !/\.(js|mjs)$/.test(n) && !/(index|udpcom|types)\.d\.m?ts$/.test(n)), [])
+    const addon = files.find((f) => f.path.endsWith('.node'))
+    assert.ok(addon.size < 2 * 2 ** 20, `the addon is ${(addon.size / 2 ** 20).toFixed(1)} MB: is it stripped?`)
+    assert.ok(size < 1.5 * 2 ** 20 && unpackedSize < 3 * 2 ** 20, `tarball ${size} B, unpacked ${unpackedSize} B`)
 
-    const app = join(dir, 'app')
-    execFileSync('mkdir', [app])
-    writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'app', private: true }))
-    npm(['install', '--offline', '--no-audit', '--no-fund', join(dir, filename)], app)
-    assert.deepEqual(readdirSync(join(app, 'node_modules')).filter((n) => !n.startsWith('.')), ['udpcom'])
+    for (const type of ['commonjs', 'module']) {
+      const app = join(dir, `app-${type}`)
+      mkdirSync(app)
+      writeFileSync(join(app, 'package.json'), JSON.stringify({ name: `app-${type}`, private: true, type }))
+      npm(['install', '--offline', '--no-audit', '--no-fund', join(dir, filename)], app)
+      assert.deepEqual(readdirSync(join(app, 'node_modules')).filter((n) => !n.startsWith('.')), ['udpcom'])
 
-    const script = `
-      const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0)
-      udp.initSocket(); udp.start()
-      const port = udp.localPort
-      udp.closeSocket()
-      console.log(typeof UdpCom, port > 0)`
-    assert.equal(node(['-e', `const { UdpCom } = require('udpcom');${script}`], app).trim(), 'function true')
-    assert.equal(
-      node(['--input-type=module', '-e', `import { UdpCom } from 'udpcom';${script}`], app).trim(),
-      'function true',
-    )
+      const expected = 'through the tarball 127.0.0.1 true'
+      assert.equal(node(['--input-type=commonjs', '-e', `const { UdpCom } = require('udpcom');${roundTrip}`], app), expected)
+      assert.equal(node(['--input-type=module', '-e', `import { UdpCom } from 'udpcom';${roundTrip}`], app), expected)
 
-    writeFileSync(join(app, 'check.ts'), `
-      import { UdpCom, type PacketStats } from 'udpcom'
-      const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 0 })
-      const stats: PacketStats | null = null
-      export { udp, stats }
-    `)
-    writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: {
-        strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext',
-        types: ['node'], typeRoots: [join(root, 'node_modules/@types')],
-      },
-      files: ['check.ts'],
-    }))
-    node([join(root, 'node_modules/typescript/bin/tsc'), '-p', app], app)
+      // TypeScript: an import in a CommonJS package compiles against the require types, in an ES
+      // module package against the import types.
+      writeFileSync(join(app, 'check.ts'), `
+        import { UdpCom, type PacketStats, type ReceivedPacket } from 'udpcom'
+        export async function use(): Promise<void> {
+          await using udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 2 })
+          udp.initSocket()
+          udp.start()
+          const packet: ReceivedPacket | null = await udp.receiveData(1_000_000n)
+          const family: 'IPv4' | 'IPv6' | undefined = packet?.family
+          const stats: PacketStats = udp.getPacketStats()
+          void [family, stats]
+        }
+        // @ts-expect-error: the native binding is not part of the public API
+        import type { NativeUdpCom } from 'udpcom'
+      `)
+      writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+        compilerOptions: {
+          strict: true, noEmit: true, module: 'nodenext', moduleResolution: 'nodenext', target: 'es2022',
+          lib: ['es2022', 'esnext.disposable'], types: ['node'], typeRoots: [join(root, 'node_modules/@types')],
+        },
+        files: ['check.ts'],
+      }))
+      execFileSync(process.execPath, [tsc, '-p', app], { cwd: app, encoding: 'utf8' })
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -14,7 +14,7 @@ import { setTimeout as sleepMs } from 'node:timers/promises'
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export const BIN = (name) => `${ROOT}target/release/examples/${name}`
 export const require = createRequire(import.meta.url)
-export const loadUdpCom = () => require('../index.js').UdpCom
+export const loadUdpCom = () => require('..').UdpCom
 export const now = () => process.hrtime.bigint()
 export const sleep = sleepMs
 

@@ -25,7 +25,7 @@
 import { createRequire } from 'node:module'
 import dgram from 'node:dgram'
 
-const { UdpCom } = createRequire(import.meta.url)(process.env.UDPCOM_MODULE ?? '../index.js')
+const { UdpCom } = createRequire(import.meta.url)(process.env.UDPCOM_MODULE ?? '..')
 
 const env = (name, fallback) => (process.env[name] === undefined || process.env[name] === '' ? fallback : Number(process.env[name]))
 const seconds = env('UDPCOM_SOAK_SECONDS', 600)

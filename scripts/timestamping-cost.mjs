@@ -4,7 +4,7 @@
 //   node scripts/timestamping-cost.mjs
 import { createRequire } from 'node:module'
 
-const { UdpCom } = createRequire(import.meta.url)('../index.js')
+const { UdpCom } = createRequire(import.meta.url)('..')
 const COUNT = 200_000
 
 async function run(timestamping) {

@@ -1,42 +1,10 @@
-//! The objects udpcom hands to JavaScript, declared once here for both conversion and the
-//! generated TypeScript declarations.
+//! The objects the binding hands to the JavaScript layer. Their generated declarations
+//! (`native/binding.d.ts`) are internal; the public types are `lib/types.ts`, and the
+//! JavaScript layer's compilation checks that these objects match them field for field.
 
-use napi::bindgen_prelude::BufferSlice;
-use napi::Env;
 use napi_derive::napi;
 use udpcom_engine::Stats;
 use udpcom_engine::{TimestampingInfo, TxRecord};
-
-/// A datagram handed to JavaScript.
-#[napi(object, object_from_js = false)]
-pub struct ReceivedPacket<'env> {
-    /// The payload, copied out of the receive ring. The packets of one batch are views of one
-    /// ArrayBuffer (like Node's pooled Buffers), kept alive while any of them is.
-    pub data: BufferSlice<'env>,
-    /// Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's
-    /// receive stamp converted from CLOCK_REALTIME when timestamping is on, else the receiver
-    /// thread's clock read.
-    pub timestamp_ns: u64,
-    /// Where timestampNs comes from: 'kernel' (software stamp), 'hardware' (a NIC stamp is in
-    /// hwTimestampNs; timestampNs is still the kernel's) or 'user' (the receiver thread).
-    #[napi(ts_type = "'hardware' | 'kernel' | 'user'")]
-    pub timestamp_source: &'static str,
-    /// The NIC's raw hardware receive stamp (its own clock), with hardware timestamping.
-    pub hw_timestamp_ns: Option<u64>,
-}
-
-impl ReceivedPacket<'_> {
-    /// A packet object: a copy of `payload`, its stamp, the stamp's source (0 user, 1 kernel,
-    /// 2 hardware) and the hardware stamp (0: none).
-    pub fn from_parts(env: &Env, payload: &[u8], stamp_ns: u64, source: u8, hardware_ns: u64) -> napi::Result<Self> {
-        Ok(ReceivedPacket {
-            data: BufferSlice::copy_from(env, payload)?,
-            timestamp_ns: stamp_ns,
-            timestamp_source: ["user", "kernel", "hardware"][source.min(2) as usize],
-            hw_timestamp_ns: (hardware_ns != 0).then_some(hardware_ns),
-        })
-    }
-}
 
 /// One bucket of a latency histogram.
 #[napi(object, object_from_js = false)]
@@ -99,7 +67,6 @@ pub struct PacketStats {
     /// 99.9th percentile send latency, ns.
     pub p999_latency_ns: f64,
     /// Send latency histogram: doubling buckets from 16 ns up to the maximum.
-    #[napi(ts_type = "Array<{ upToNs: number; count: number }>")]
     pub latency_histogram: Vec<HistogramBucket>,
     /// Datagrams the kernel dropped on the socket because its receive buffer was full
     /// (SO_RXQ_OVFL).
@@ -251,10 +218,8 @@ pub struct TimestampingStatus {
     /// The interface carrying the socket's traffic (absent for a wildcard address).
     pub interface: Option<String>,
     /// The timestamping option.
-    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
     pub requested: &'static str,
     /// What the socket uses.
-    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
     pub in_use: &'static str,
     /// Why inUse differs from requested (timestampingFallback took over).
     pub fallback_reason: Option<String>,

@@ -1,17 +1,15 @@
-//! Hand-written Node-API entry points for the two per-packet methods, `sendData` and
-//! `sendBatch`.
+//! A hand-written Node-API entry point for the per-packet method `sendData`.
 //!
 //! The glue napi-rs generates around a `&self` method checks the class type tag, registers the
 //! borrow in a process-wide table behind a mutex and allocates its bookkeeping: about 3,500
 //! instructions per call (measured with callgrind), where the work of `sendData` itself is
 //! about 1,000. For a method called once per packet that is most of the cost. These entry
 //! points replace the two methods on `UdpCom.prototype` when the module loads and do the same
-//! job directly: `napi_unwrap` of `this`, then a check that the pointer is a live `UdpCom` of
-//! this thread (a thread-local set, filled by `start()`), then the very same Rust method as
-//! before. Anything unusual — `this` not a started UdpCom, a method borrowed onto another
-//! object — goes to the original napi-rs method, so behaviour and errors stay identical.
-//!
-//! `sendBatch` also avoids reading array elements one Node-API call at a time: see [`crate::batch`].
+//! job directly: `napi_unwrap` of `this`, then a check that the pointer is a live
+//! `NativeUdpCom` of this thread (a thread-local set, filled by `start()`), then the very same
+//! Rust method as before. Anything unusual — `this` not a started instance, a method borrowed
+//! onto another object — goes to the original napi-rs method, so behaviour and errors stay
+//! identical.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -21,16 +19,13 @@ use std::ptr;
 use napi::bindgen_prelude::{FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{sys, Env, JsValue, ValueType};
 
-use crate::args;
-use crate::batch;
-use crate::errors::OrThrow;
 use crate::napi_raw::create_reference;
-use crate::UdpCom;
+use crate::NativeUdpCom;
 
 thread_local! {
-    /// Addresses of the `UdpCom` objects of this thread that have been started.
+    /// Addresses of the `NativeUdpCom` objects of this thread that have been started.
     static LIVE: RefCell<HashSet<usize>> = RefCell::new(HashSet::new());
-    /// Per environment of this thread: the original napi-rs methods and the helper.
+    /// Per environment of this thread: the original napi-rs method.
     /// References are never deleted: the environment frees them when it is torn down.
     static ORIGINALS: RefCell<Vec<(usize, Originals)>> = const { RefCell::new(Vec::new()) };
 }
@@ -38,12 +33,11 @@ thread_local! {
 #[derive(Clone, Copy)]
 struct Originals {
     send_data: sys::napi_ref,
-    send_batch: sys::napi_ref,
 }
 
 /// Marks `udp` (the address napi-rs wrapped) as a live instance of this thread.
-pub fn register(udp: &UdpCom) -> usize {
-    let address = udp as *const UdpCom as usize;
+pub fn register(udp: &NativeUdpCom) -> usize {
+    let address = udp as *const NativeUdpCom as usize;
     LIVE.with(|live| live.borrow_mut().insert(address));
     address
 }
@@ -53,29 +47,16 @@ pub fn unregister(address: usize) {
     LIVE.with(|live| live.borrow_mut().remove(&address));
 }
 
-/// Replaces `UdpCom.prototype.sendData` and `sendBatch` with the fast entry points.
+/// Replaces `NativeUdpCom.prototype.sendData` with the fast entry point.
 pub fn install(env: &Env, exports: &Object) -> napi::Result<()> {
     // The class is a function; Object::from_unknown does not insist on typeof 'object'.
-    let class = Object::from_unknown(exports.get_named_property::<Unknown>("UdpCom")?)?;
+    let class = Object::from_unknown(exports.get_named_property::<Unknown>("NativeUdpCom")?)?;
     let mut prototype: Object = class.get_named_property("prototype")?;
-    let original = |name: &str| -> napi::Result<sys::napi_ref> {
-        let function: Unknown = prototype.get_named_property(name)?;
-        create_reference(env, function.raw()).ok_or_else(|| napi::Error::from_reason("napi_create_reference failed"))
-    };
-    // UDPCOM_NO_JS_HELPERS=1 runs without the JavaScript helpers, as in a context that cannot
-    // compile code from strings; the tests use it to cover those paths.
-    let helpers = std::env::var_os("UDPCOM_NO_JS_HELPERS").is_none();
-    let originals = Originals {
-        send_data: original("sendData")?,
-        send_batch: original("sendBatch")?,
-    };
-    ORIGINALS.with(|all| all.borrow_mut().push((env.raw() as usize, originals)));
-    if helpers {
-        batch::install(env);
-        crate::packets::install(env);
-    }
-    prototype.set_named_property("sendData", create_function(env, "sendData", send_data)?)?;
-    prototype.set_named_property("sendBatch", create_function(env, "sendBatch", send_batch)?)?;
+    let original: Unknown = prototype.get_named_property("sendData")?;
+    let send_data = create_reference(env, original.raw())
+        .ok_or_else(|| napi::Error::from_reason("napi_create_reference failed"))?;
+    ORIGINALS.with(|all| all.borrow_mut().push((env.raw() as usize, Originals { send_data })));
+    prototype.set_named_property("sendData", create_function(env, "sendData", send_data_entry)?)?;
     Ok(())
 }
 
@@ -133,18 +114,18 @@ impl Call {
         (status == sys::Status::napi_ok).then_some(call)
     }
 
-    /// The live `UdpCom` that `this` wraps, if it is one.
-    fn instance(&self) -> Option<&UdpCom> {
+    /// The live `NativeUdpCom` that `this` wraps, if it is one.
+    fn instance(&self) -> Option<&NativeUdpCom> {
         let mut wrapped: *mut c_void = ptr::null_mut();
         // SAFETY: `this` is a value of `env`; napi_unwrap only reads the wrap slot.
         if unsafe { sys::napi_unwrap(self.env, self.this, &mut wrapped) } != sys::Status::napi_ok {
             return None;
         }
         let live = LIVE.with(|live| live.borrow().contains(&(wrapped as usize)));
-        // SAFETY: the address is in LIVE, so napi-rs wrapped a `UdpCom` there, and it stays
+        // SAFETY: the address is in LIVE, so napi-rs wrapped a `NativeUdpCom` there, and it stays
         // alive until its finalizer, which removes it from LIVE, runs; it cannot run during
         // this call, because `this` is on the JavaScript stack.
-        live.then(|| unsafe { &*(wrapped as *const UdpCom) })
+        live.then(|| unsafe { &*(wrapped as *const NativeUdpCom) })
     }
 
     fn arg(&self, index: usize) -> Unknown<'_> {
@@ -156,21 +137,6 @@ impl Call {
     fn optional_arg(&self, index: usize) -> Option<Unknown<'_>> {
         let arg = self.arg(index);
         (!matches!(arg.get_type(), Ok(ValueType::Undefined | ValueType::Null))).then_some(arg)
-    }
-
-    /// The length of argument `index` if it is an array (reading it runs no JavaScript).
-    fn array_length(&self, index: usize) -> Option<usize> {
-        let (mut is_array, mut length) = (false, 0u32);
-        // SAFETY: a value of this environment; both calls only inspect it.
-        unsafe {
-            if sys::napi_is_array(self.env, self.argv[index], &mut is_array) != sys::Status::napi_ok || !is_array {
-                return None;
-            }
-            if sys::napi_get_array_length(self.env, self.argv[index], &mut length) != sys::Status::napi_ok {
-                return None;
-            }
-        }
-        Some(length as usize)
     }
 
     fn originals(&self) -> Option<Originals> {
@@ -219,7 +185,7 @@ impl Call {
     }
 }
 
-unsafe extern "C" fn send_data(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn send_data_entry(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by Node-API with its own env and callback info.
     let Some(call) = (unsafe { Call::new(env, info) }) else {
         return ptr::null_mut();
@@ -230,31 +196,6 @@ unsafe extern "C" fn send_data(env: sys::napi_env, info: sys::napi_callback_info
     let env = Env::from_raw(env);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         udp.send_data(env, call.arg(0), call.optional_arg(1))
-    }));
-    call.finish(result)
-}
-
-unsafe extern "C" fn send_batch(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    // SAFETY: called by Node-API with its own env and callback info.
-    let Some(call) = (unsafe { Call::new(env, info) }) else {
-        return ptr::null_mut();
-    };
-    let Some(udp) = call.instance() else {
-        return call.slow_path(|o| o.send_batch);
-    };
-    let env = Env::from_raw(env);
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let Some(count) = call.array_length(0) else {
-            return udp.send_batch(env, call.arg(0), call.optional_arg(1));
-        };
-        // Timestamps first: reading them may run JavaScript (getters), which must not run
-        // while native code holds pointers into packet bytes.
-        let deadlines = args::timestamp_list(call.optional_arg(1), "timestampsNs", count).or_throw(&env)?;
-        let queued = batch::with_flattened(&env, call.argv[0], count, |payloads| {
-            udp.queue_batch(env, payloads, deadlines)
-        });
-        // None: no helper, or it stepped aside (or a getter changed the array meanwhile).
-        queued.unwrap_or_else(|| udp.send_batch(env, call.arg(0), call.optional_arg(1)))
     }));
     call.finish(result)
 }

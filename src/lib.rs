@@ -1,146 +1,134 @@
-//! The Node.js binding of udpcom: the `UdpCom` class.
+//! The Node.js binding of udpcom: the internal `NativeUdpCom` class that the JavaScript layer
+//! (`lib/`) wraps.
 //!
-//! A thin layer: each method checks and converts its JavaScript arguments ([`args`]), calls
-//! the engine (`udpcom-engine`, which knows nothing of Node) and converts results and errors
-//! back ([`convert`], [`errors`]). Promises and the thread-safe function that settles them live
-//! in [`instance`].
+//! A thin layer with no logic of its own: each method converts its arguments, calls the engine
+//! (`udpcom-engine`, which knows nothing of Node) and converts the result or the error back
+//! ([`convert`], [`errors`]). The JavaScript layer owns everything that is Node idiom: the public
+//! class, argument type checks, promises, the receive queue, packet objects, iterators, abort
+//! signals. What stays here is what must be native: the thread-safe function that wakes
+//! JavaScript ([`notify`]), the per-packet send entry point ([`fast_path`]), and copying received
+//! packets into memory JavaScript owns ([`receive`]).
 
 use std::cell::RefMut;
 
-use napi::bindgen_prelude::{FromNapiValue, FunctionRef, Object, ObjectFinalize, Unknown};
+use napi::bindgen_prelude::{
+    BigInt, BigUint64ArraySlice, Function, ObjectFinalize, Uint32ArraySlice, Uint8ArraySlice, Unknown,
+};
 use napi::Env;
 use napi_derive::napi;
-use udpcom_engine::{Config, UdpEngine};
+use std::net::{Ipv6Addr, SocketAddrV6};
+
+use udpcom_engine::{format_ip, Config, Options, PeerAddr, UdpEngine};
 
 mod args;
-mod batch;
 mod convert;
 mod errors;
 mod fast_path;
 mod instance;
 mod napi_raw;
 mod notify;
-mod packets;
+mod receive;
+mod send;
 
 use convert::{PacketStats, TimestampingStatus, TxTimestamp};
 use errors::OrThrow;
 use instance::{Instance, SharedInstance};
 
-/// Most packets one receiveBatch or onPackets batch may ask for.
-const MAX_BATCH: usize = 1 << 20;
-
-/// Options of the UdpCom constructor.
+/// Constructor options after the JavaScript layer checked their types (values are checked by
+/// the engine's `Config`). Field for field the engine's `Options`.
 #[napi(object, object_to_js = false)]
-pub struct UdpComOptions {
-    /// CPU the worker thread(s) are pinned to; unset: not pinned.
-    pub cpu: Option<u32>,
-    /// CPU of the receive worker when direction is 2; default: cpu.
-    pub rx_cpu: Option<u32>,
-    /// Ring capacity in packets, per direction; default 4096; 1..2**24.
-    pub capacity: Option<u32>,
-    /// Payload bytes each ring holds, per direction; default capacity × 512 clamped to
-    /// 128 KiB..64 MiB; at least 128 KiB (twice the largest datagram).
-    pub ring_bytes: Option<u32>,
-    /// 0: send only, 1: receive only, 2: both (default).
-    #[napi(ts_type = "Direction")]
-    pub direction: Option<u32>,
-    /// SCHED_FIFO priority 1..99 for the workers; unset or 0: normal scheduling.
-    pub priority: Option<u32>,
-    /// Busy-wait window before each deadline, ns (0..100 ms); default: adaptive, learned from
-    /// the measured wake-up lateness (20 µs..500 µs, starting at 50 µs).
-    pub spin_ns: Option<u32>,
-    /// Longest sleep of the sender in the last 5 ms before a deadline, ns (0..20 ms; default
-    /// 150 µs; 0: sleep in one go). On a virtual machine a virtual CPU that sleeps longer
-    /// than the host polls for it (KVM: 200 µs) is scheduled out and may wake milliseconds
-    /// late; short naps keep the last wake-up fast, for a few thousand wake-ups a second
-    /// while a deadline is near.
-    pub nap_ns: Option<u32>,
-    /// Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
-    /// (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process);
-    /// default false.
-    #[napi(ts_type = "boolean | 'rings' | 'all'")]
+pub struct NativeOptions {
+    pub cpu: Option<f64>,
+    pub rx_cpu: Option<f64>,
+    pub capacity: Option<f64>,
+    pub ring_bytes: Option<f64>,
+    pub direction: Option<f64>,
+    pub priority: Option<f64>,
+    pub spin_ns: Option<f64>,
+    pub nap_ns: Option<f64>,
+    /// 'none', 'rings' or 'all'.
     pub lock_memory: Option<String>,
-    /// Send a packet that is due now (no timestampNs, or a past one) from the calling thread
-    /// when nothing is queued before it, instead of waking the sender thread: saves a thread
-    /// wake-up (tens of µs on a VM) in request/response exchanges, at the cost of a system
-    /// call on the JavaScript thread per such packet. Default false. Not with transmit
-    /// timestamps.
     pub inline_send: Option<bool>,
-    /// How long the receive worker keeps polling the socket after a datagram before it
-    /// blocks, ns (0..100 ms; default 0): trades a core for the wake-up latency of the next
-    /// datagram.
-    pub rx_spin_ns: Option<u32>,
-    /// Kernel or NIC timestamps (SO_TIMESTAMPING): 'none', 'software' (kernel receive and
-    /// transmit stamps) or 'hardware' (needs CAP_NET_ADMIN and a NIC that stamps; initSocket()
-    /// throws ERR_UDPCOM_HWTSTAMP_UNSUPPORTED otherwise). Default: 'software' for a
-    /// receive-only instance (receive stamps cost nothing), 'none' for one that sends
-    /// (transmit stamps cost CPU per packet).
-    #[napi(ts_type = "'none' | 'software' | 'hardware'")]
+    pub rx_spin_ns: Option<f64>,
     pub timestamping: Option<String>,
-    /// What to use when hardware stamps cannot be had: 'software' or 'none'; unset: throw.
-    #[napi(ts_type = "'software' | 'none'")]
     pub timestamping_fallback: Option<String>,
 }
 
-/// A UDP endpoint whose native threads send packets at exact CLOCK_MONOTONIC times and
-/// receive packets into a ring that Promises read from.
+impl From<NativeOptions> for Options {
+    fn from(o: NativeOptions) -> Self {
+        Options {
+            cpu: o.cpu,
+            rx_cpu: o.rx_cpu,
+            capacity: o.capacity,
+            ring_bytes: o.ring_bytes,
+            direction: o.direction,
+            priority: o.priority,
+            spin_ns: o.spin_ns,
+            nap_ns: o.nap_ns,
+            lock_memory: o.lock_memory,
+            inline_send: o.inline_send,
+            rx_spin_ns: o.rx_spin_ns,
+            timestamping: o.timestamping,
+            timestamping_fallback: o.timestamping_fallback,
+        }
+    }
+}
+
+/// Where a batch goes (sendBatch's `destination`, checked by the JavaScript layer).
+#[napi(object, object_to_js = false)]
+pub struct NativeDestination {
+    pub address: String,
+    pub port: u32,
+}
+
+/// One engine instance. Internal: the public `UdpCom` class of `lib/` wraps it.
 #[napi(custom_finalize)]
-pub struct UdpCom {
+pub struct NativeUdpCom {
     instance: SharedInstance,
 }
 
 #[napi]
-impl UdpCom {
-    /// Checks the arguments; no socket is opened until initSocket().
-    #[napi(
-        constructor,
-        ts_args_type = "localIp: string, localPort: number, remoteIp: string, remotePort: number, options?: UdpComOptions"
-    )]
+impl NativeUdpCom {
+    /// Checks the argument values (types were checked by the JavaScript layer).
+    #[napi(constructor)]
     pub fn new(
         env: Env,
-        local_ip: Unknown,
-        local_port: Unknown,
-        remote_ip: Unknown,
-        remote_port: Unknown,
-        options: Option<Unknown>,
+        local_ip: String,
+        local_port: f64,
+        remote_ip: String,
+        remote_port: f64,
+        options: NativeOptions,
     ) -> napi::Result<Self> {
-        let config = (|| {
-            let local_ip = args::string(local_ip, "localIp")?;
-            let local_port = args::number(local_port, "localPort")?;
-            let remote_ip = args::string(remote_ip, "remoteIp")?;
-            let remote_port = args::number(remote_port, "remotePort")?;
-            let options = args::options(options)?;
-            Config::new(&local_ip, local_port, &remote_ip, remote_port, &options)
-        })()
-        .or_throw(&env)?;
-        Ok(UdpCom {
+        let config = Config::new(&local_ip, local_port, &remote_ip, remote_port, &options.into()).or_throw(&env)?;
+        Ok(NativeUdpCom {
             instance: Instance::new(UdpEngine::new(config)),
         })
     }
 
     fn instance(&self) -> RefMut<'_, Instance> {
-        // Methods run one at a time on the JavaScript thread and never call back into
-        // JavaScript while they hold the instance, so it is never borrowed twice.
+        // Methods run one at a time on the JavaScript thread and never call into JavaScript
+        // while they hold the instance, so it is never borrowed twice.
         self.instance.borrow_mut()
     }
 
-    /// The bound port once initSocket() ran (useful with port 0).
+    /// The bound port once initSocket() ran.
     #[napi(getter)]
     pub fn local_port(&self, env: Env) -> napi::Result<u32> {
         self.instance().engine.local_port().map(u32::from).or_throw(&env)
     }
 
-    /// Creates the socket, binds it to the local address and connects it to the remote one
-    /// (unless remotePort is 0).
+    /// Creates, binds and (unless remotePort is 0) connects the socket.
     #[napi]
     pub fn init_socket(&self, env: Env) -> napi::Result<()> {
         self.instance().engine.init_socket().or_throw(&env)
     }
 
-    /// Starts the worker thread(s) for the direction, pinned and real-time as configured.
-    #[napi]
-    pub fn start(&self, env: Env) -> napi::Result<()> {
-        Instance::start(&self.instance, &env)?;
+    /// Starts the workers. `onWake` runs on the JavaScript thread whenever a worker has news
+    /// (packets for a waiting reader, an expired receive timeout, a reached drain target),
+    /// at most once per batch of news.
+    #[napi(ts_args_type = "onWake: () => void")]
+    pub fn start(&self, env: Env, on_wake: Function<(), ()>) -> napi::Result<()> {
+        Instance::start(&self.instance, &env, on_wake)?;
         let address = fast_path::register(self);
         let mut instance = self.instance();
         instance.fast_path_address = Some(address);
@@ -148,8 +136,28 @@ impl UdpCom {
         Ok(())
     }
 
-    /// Copies `data` into the send ring to leave at `timestampNs` (CLOCK_MONOTONIC ns; omitted
-    /// or 0n: as soon as possible). Returns false, queuing nothing, when the ring is full.
+    /// Stops and joins the workers; queued packets are discarded and counted.
+    #[napi]
+    pub fn stop(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.stop(&env);
+        Ok(())
+    }
+
+    /// Stops if needed and closes the socket; every later call throws ERR_UDPCOM_STATE.
+    #[napi]
+    pub fn close(&self, env: Env) -> napi::Result<()> {
+        let mut instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        instance.stop(&env);
+        instance.engine.close().or_throw(&env)?;
+        instance.report_memory(&env, None);
+        Ok(())
+    }
+
+    /// Queues one packet for the connected peer (replaced by a hand-written entry point, see
+    /// `fast_path`; this is the path for unusual calls).
     #[napi(ts_args_type = "data: Uint8Array, timestampNs?: bigint")]
     pub fn send_data(&self, env: Env, data: Unknown, timestamp_ns: Option<Unknown>) -> napi::Result<bool> {
         let view = args::bytes(data, "data").or_throw(&env)?;
@@ -160,78 +168,130 @@ impl UdpCom {
             .or_throw(&env)
     }
 
-    /// Copies packets into the send ring in order, each to leave at its timestamp (omitted:
-    /// all as soon as possible), and returns how many were queued: it stops at the first that
-    /// does not fit. Every argument is checked before anything is queued.
-    #[napi(ts_args_type = "packets: Uint8Array[], timestampsNs?: BigInt64Array | BigUint64Array | bigint[]")]
-    pub fn send_batch(&self, env: Env, packets: Unknown, timestamps_ns: Option<Unknown>) -> napi::Result<u32> {
-        let elements = args::packet_list(packets, "packets").or_throw(&env)?;
-        let deadlines = args::timestamp_list(timestamps_ns, "timestampsNs", elements.len()).or_throw(&env)?;
-        // Bytes last: the reads above may run getters that detach a buffer.
-        let views = args::packet_views(&elements, "packets").or_throw(&env)?;
-        let payloads: Vec<&[u8]> = views.iter().map(|v| &*v.arraybuffer).collect();
-        self.queue_batch(env, &payloads, deadlines)
-    }
-
-    /// Queues checked payloads with their deadlines (also used by `fast_path`).
-    fn queue_batch(&self, env: Env, payloads: &[&[u8]], deadlines: Vec<u64>) -> napi::Result<u32> {
-        let batch: Vec<(&[u8], u64)> = payloads.iter().copied().zip(deadlines).collect();
-        let queued = self.instance().engine.send_batch(&batch, None).or_throw(&env)?;
+    /// Queues packets stored back to back in `bytes`, `lengths[i]` bytes each, each to leave at
+    /// `timestampsNs[i]` (a BigUint64Array or BigInt64Array; omitted: as soon as possible).
+    /// Returns how many were queued: it stops at the first that does not fit.
+    /// With `destination`, to that address (an unconnected instance).
+    #[napi(ts_args_type = "bytes: Uint8Array, lengths: Uint32Array, count: number, \
+                           timestampsNs?: BigUint64Array | BigInt64Array | null, destination?: NativeDestination | null")]
+    pub fn send_flat(
+        &self,
+        env: Env,
+        bytes: &[u8],
+        lengths: &[u32],
+        count: u32,
+        timestamps_ns: Option<Unknown>,
+        destination: Option<NativeDestination>,
+    ) -> napi::Result<u32> {
+        let batch = send::flat_batch(bytes, lengths, count as usize, timestamps_ns).or_throw(&env)?;
+        let destination = match destination {
+            Some(to) => Some(args::destination(&to.address, to.port).or_throw(&env)?),
+            None => None,
+        };
+        let queued = self.instance().engine.send_batch(&batch, destination).or_throw(&env)?;
         Ok(queued as u32)
     }
 
-    /// Resolves with the next received packet, or null once `timeoutNs` has passed (omitted:
-    /// wait until a packet arrives; 0: only what is already queued).
-    #[napi(
-        ts_args_type = "timeoutNs?: bigint | number",
-        ts_return_type = "Promise<ReceivedPacket | null>"
-    )]
-    pub fn receive_data<'env>(&self, env: &'env Env, timeout_ns: Option<Unknown>) -> napi::Result<Unknown<'env>> {
-        let timeout_ns = args::timeout(timeout_ns, "timeoutNs");
-        self.instance().receive(env, timeout_ns, Ok(None))
-    }
-
-    /// Resolves as soon as at least one packet is there, with up to `max` packets in arrival
-    /// order, or with [] once `timeoutNs` has passed. JavaScript is woken once per batch.
-    #[napi(
-        ts_args_type = "max: number, timeoutNs?: bigint | number",
-        ts_return_type = "Promise<ReceivedPacket[]>"
-    )]
-    pub fn receive_batch<'env>(
+    /// Queues one packet for `address`:`port` (an unconnected instance).
+    #[napi(ts_args_type = "data: Uint8Array, address: string, port: number, timestampNs?: bigint")]
+    pub fn send_to(
         &self,
-        env: &'env Env,
-        max: Unknown,
-        timeout_ns: Option<Unknown>,
-    ) -> napi::Result<Unknown<'env>> {
-        let max = args::count(max, "max", MAX_BATCH as u64).map(Some);
-        let timeout_ns = args::timeout(timeout_ns, "timeoutNs");
-        self.instance().receive(env, timeout_ns, max)
+        env: Env,
+        data: Unknown,
+        address: String,
+        port: u32,
+        timestamp_ns: Option<Unknown>,
+    ) -> napi::Result<bool> {
+        let view = args::bytes(data, "data").or_throw(&env)?;
+        let deadline_ns = args::timestamp(timestamp_ns, "timestampNs").or_throw(&env)?;
+        let destination = args::destination(&address, port).or_throw(&env)?;
+        self.instance()
+            .engine
+            .send_to(&view.arraybuffer, deadline_ns, destination)
+            .or_throw(&env)
     }
 
-    /// Delivers every received packet to `callback`, in arrival order and in batches of up to
-    /// `maxBatch` (default 1024), with no Promise per packet; `null` stops it. While a callback
-    /// is set, receiveData/receiveBatch reject with ERR_UDPCOM_STATE. A callback that cannot
-    /// keep up does not grow memory: the receive ring fills and further packets are dropped
-    /// and counted (nRecvRingOverflow). An exception thrown by the callback is an uncaught
-    /// exception, as in a 'message' listener.
-    #[napi(ts_args_type = "callback: ((packets: ReceivedPacket[]) => void) | null, maxBatch?: number")]
-    pub fn on_packets(&self, env: Env, callback: Unknown, max_batch: Option<Unknown>) -> napi::Result<()> {
-        let callback = args::callback(callback, "callback").or_throw(&env)?;
-        let max_batch = args::optional_count(max_batch, "maxBatch", MAX_BATCH as u64, 1024).or_throw(&env)?;
-        let callback = callback.map(FunctionRef::from_unknown).transpose()?;
-        self.instance().set_listener(&env, callback, max_batch).or_throw(&env)
-    }
-
-    /// Resolves once every packet queued so far has left (or failed).
-    #[napi(ts_return_type = "Promise<void>")]
-    pub fn drain<'env>(&self, env: &'env Env) -> napi::Result<Unknown<'env>> {
-        self.instance().drain(env)
-    }
-
-    /// Timestamping of the socket: the interface, what it supports (ETHTOOL_GET_TS_INFO: modes,
-    /// PHC index) and what is in use. Needs initSocket().
+    /// The text of an IPv6 address given as four big-endian words, with `%<interface>` for a
+    /// non-zero scope: what `ReceivedPacket.address` shows.
     #[napi]
-    pub fn get_timestamping_info(&self, env: Env) -> napi::Result<TimestampingStatus> {
+    pub fn format_ipv6(&self, words: Vec<u32>, scope_id: u32) -> String {
+        let mut octets = [0u8; 16];
+        for (bytes, word) in octets.chunks_exact_mut(4).zip(words) {
+            bytes.copy_from_slice(&word.to_be_bytes());
+        }
+        let address = SocketAddrV6::new(Ipv6Addr::from(octets), 0, 0, scope_id);
+        format_ip(&PeerAddr::from_socket_addr(address.into()))
+    }
+
+    /// Moves up to `max` received packets out of the receive ring into memory JavaScript owns:
+    /// payloads back to back into `bytes` (as many as fit), per packet two stamps into `stamps`
+    /// (arrival, hardware) and eight words into `info` (see [`receive`]). Returns how many.
+    #[napi]
+    pub fn take(&self, bytes: Uint8ArraySlice, stamps: BigUint64ArraySlice, info: Uint32ArraySlice, max: u32) -> u32 {
+        receive::take(&mut self.instance().engine, bytes, stamps, info, max as usize) as u32
+    }
+
+    /// Packets waiting in the receive ring now.
+    #[napi]
+    pub fn received_count(&self) -> u32 {
+        self.instance().engine.received_count() as u32
+    }
+
+    /// Asks the receiver to call `onWake` when a packet arrives and, with `deadlineNs`
+    /// (CLOCK_MONOTONIC), when that time passes.
+    #[napi]
+    pub fn arm_receive(&self, deadline_ns: Option<BigInt>) {
+        let deadline_ns = deadline_ns.map(|d| d.get_u64().1);
+        self.instance().engine.wait_for_receive(deadline_ns);
+    }
+
+    /// Nobody waits for packets any more.
+    #[napi]
+    pub fn disarm_receive(&self) {
+        self.instance().engine.stop_waiting_for_receive();
+    }
+
+    /// Throws ERR_UDPCOM_STATE once close() ran.
+    #[napi]
+    pub fn check_open(&self, env: Env) -> napi::Result<()> {
+        self.instance().engine.check_open().or_throw(&env)
+    }
+
+    /// Throws the error a receive call gets now (ERR_UDPCOM_STATE), if any.
+    #[napi]
+    pub fn check_can_receive(&self, env: Env) -> napi::Result<()> {
+        self.instance().engine.check_can_receive().or_throw(&env)
+    }
+
+    /// Packets queued so far.
+    #[napi]
+    pub fn queued_total(&self) -> f64 {
+        self.instance().engine.queued_total() as f64
+    }
+
+    /// Packets that left the send ring so far (sent, failed or discarded).
+    #[napi]
+    pub fn completed_total(&self) -> f64 {
+        self.instance().engine.completed_total() as f64
+    }
+
+    /// Asks the sender to call `onWake` once `completedTotal()` reaches `target` (negative:
+    /// nobody waits).
+    #[napi]
+    pub fn set_drain_target(&self, target: f64) {
+        let target = if target < 0.0 { u64::MAX } else { target as u64 };
+        self.instance().engine.set_drain_target(target);
+    }
+
+    /// Counters and latency statistics since the instance was created.
+    #[napi]
+    pub fn stats(&self, env: Env) -> napi::Result<PacketStats> {
+        self.instance().engine.stats().map(PacketStats::from).or_throw(&env)
+    }
+
+    /// Timestamping of the socket: asked for, possible, in use.
+    #[napi]
+    pub fn timestamping_info(&self, env: Env) -> napi::Result<TimestampingStatus> {
         self.instance()
             .engine
             .timestamping_info()
@@ -239,84 +299,43 @@ impl UdpCom {
             .or_throw(&env)
     }
 
-    /// Takes up to `max` (default all) transmit timestamps read so far, in the order packets
-    /// left: `{ id, txTimestampNs }` where id is the packet's queue order. Kept in a ring of
-    /// `capacity` entries; stamps nobody takes in time are dropped and counted
-    /// (nTxTimestampsDropped). Empty without timestamping.
+    /// Takes up to `max` transmit timestamps read so far.
     #[napi]
-    pub fn get_tx_timestamps(&self, env: Env, max: Option<Unknown>) -> napi::Result<Vec<TxTimestamp>> {
-        let max = args::optional_count(max, "max", MAX_BATCH as u64, MAX_BATCH).or_throw(&env)?;
+    pub fn tx_timestamps(&self, env: Env, max: u32) -> napi::Result<Vec<TxTimestamp>> {
         let mut instance = self.instance();
         instance.engine.check_open().or_throw(&env)?;
         let mut stamps = Vec::new();
         instance
             .engine
-            .take_tx_records(max, |record| stamps.push(TxTimestamp::from(record)));
+            .take_tx_records(max as usize, |record| stamps.push(TxTimestamp::from(record)));
         Ok(stamps)
     }
 
-    /// Counters and latency statistics since the instance was created.
+    /// Whether a started instance keeps the event loop alive.
     #[napi]
-    pub fn get_packet_stats(&self, env: Env) -> napi::Result<PacketStats> {
-        self.instance().engine.stats().map(PacketStats::from).or_throw(&env)
-    }
-
-    /// Stops and joins the worker thread(s) (within 100 ms); queued packets are discarded and
-    /// counted, pending receiveData/drain promises reject with ERR_UDPCOM_STOPPED. start()
-    /// works again afterwards.
-    #[napi]
-    pub fn stop(&self, env: Env) -> napi::Result<()> {
+    pub fn set_referenced(&self, env: Env, referenced: bool) -> napi::Result<()> {
         let mut instance = self.instance();
         instance.engine.check_open().or_throw(&env)?;
-        instance.stop(&env, "stop() was called");
-        Ok(())
-    }
-
-    /// Stops if needed and closes the socket; every later call throws ERR_UDPCOM_STATE.
-    #[napi]
-    pub fn close_socket(&self, env: Env) -> napi::Result<()> {
-        let mut instance = self.instance();
-        instance.engine.check_open().or_throw(&env)?;
-        instance.stop(&env, "closeSocket() was called");
-        instance.clear_listener();
-        instance.engine.close().or_throw(&env)?;
-        instance.report_memory(&env, None);
-        Ok(())
-    }
-
-    /// Lets a started instance keep the process alive (the default).
-    #[napi(js_name = "ref")]
-    pub fn reference(&self, env: Env) -> napi::Result<()> {
-        let mut instance = self.instance();
-        instance.engine.check_open().or_throw(&env)?;
-        instance.set_referenced(&env, true)
-    }
-
-    /// Lets the process exit while this instance is started.
-    #[napi]
-    pub fn unref(&self, env: Env) -> napi::Result<()> {
-        let mut instance = self.instance();
-        instance.engine.check_open().or_throw(&env)?;
-        instance.set_referenced(&env, false)
+        instance.set_referenced(&env, referenced)
     }
 }
 
-impl ObjectFinalize for UdpCom {
-    /// Garbage-collected: stop and join the workers, and settle what is still pending.
+impl ObjectFinalize for NativeUdpCom {
+    /// Garbage-collected: stop and join the workers.
     fn finalize(self, env: Env) -> napi::Result<()> {
         if let Ok(mut instance) = self.instance.try_borrow_mut() {
             if let Some(address) = instance.fast_path_address.take() {
                 fast_path::unregister(address);
             }
-            instance.stop(&env, "the UdpCom instance was garbage-collected");
+            instance.stop(&env);
             instance.report_memory(&env, Some(0));
         }
         Ok(())
     }
 }
 
-/// Installs the hand-written entry points of the per-packet methods (see `fast_path`).
+/// Installs the hand-written entry point of `sendData` (see `fast_path`).
 #[napi(module_exports)]
-pub fn install_fast_paths(exports: Object, env: Env) -> napi::Result<()> {
+pub fn install_fast_paths(exports: napi::bindgen_prelude::Object, env: Env) -> napi::Result<()> {
     fast_path::install(&env, &exports)
 }

@@ -1,51 +1,13 @@
-//! The few Node-API calls napi-rs does not wrap the way udpcom needs them: promises settled on
-//! the JavaScript thread without a thread-safe function per promise, BigInt reads without an
-//! allocation, ref/unref of a thread-safe function, and environment cleanup hooks that free
-//! their data when removed. All of the binding's `unsafe` is here.
+//! The few Node-API calls napi-rs does not wrap the way udpcom needs them: BigInt reads without
+//! an allocation, ref/unref of a thread-safe function, and environment cleanup hooks that free
+//! their data when removed. All of the binding's `unsafe` is here, but for the hand-written
+//! entry point in `fast_path`.
 
 use std::ffi::c_void;
 use std::ptr;
 
-use napi::bindgen_prelude::{BigInt, FromNapiValue, JsObjectValue, Object, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{BigInt, FromNapiValue, JsObjectValue, Object, Unknown};
 use napi::{check_status, sys, Env, JsValue, Result};
-
-/// A promise's resolver, used only on the JavaScript thread that created it.
-///
-/// Node-API frees the deferred when it is settled; one that is never settled leaves its
-/// promise pending until the environment is torn down, so every owner settles its deferreds
-/// (on success, timeout, stop, close or garbage collection).
-pub struct Deferred(sys::napi_deferred);
-
-impl Deferred {
-    /// A new pending promise and its resolver.
-    pub fn new(env: &Env) -> Result<(Deferred, Unknown<'_>)> {
-        let mut deferred = ptr::null_mut();
-        let mut promise = ptr::null_mut();
-        // SAFETY: `env` is the live environment of the calling (JavaScript) thread, and both
-        // out-pointers are valid.
-        check_status!(unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) })?;
-        // SAFETY: `promise` was just created in this environment.
-        Ok((Deferred(deferred), unsafe {
-            Unknown::from_raw_unchecked(env.raw(), promise)
-        }))
-    }
-
-    /// Resolves the promise with `value`.
-    pub fn resolve<V: ToNapiValue>(self, env: &Env, value: V) -> Result<()> {
-        // SAFETY: called on the JavaScript thread of `env`, which owns the deferred; the
-        // deferred is consumed, so it is settled at most once.
-        unsafe {
-            let value = V::to_napi_value(env.raw(), value)?;
-            check_status!(sys::napi_resolve_deferred(env.raw(), self.0, value))
-        }
-    }
-
-    /// Rejects the promise with `error` (a JavaScript value, normally an Error).
-    pub fn reject(self, env: &Env, error: Unknown<'_>) -> Result<()> {
-        // SAFETY: as in `resolve`; `error` belongs to the same environment.
-        check_status!(unsafe { sys::napi_reject_deferred(env.raw(), self.0, error.raw()) })
-    }
-}
 
 /// A BigInt read as a u64.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,36 +160,4 @@ pub fn create_reference(env: &Env, value: sys::napi_value) -> Option<sys::napi_r
     // SAFETY: `value` is a live value of `env`; the reference is owned by the env.
     let status = unsafe { sys::napi_create_reference(env.raw(), value, 1, &mut reference) };
     (status == sys::Status::napi_ok).then_some(reference)
-}
-
-/// Calls the JavaScript function behind `function` with `this` undefined. None if it threw:
-/// the exception is cleared, for callers that fall back to another way.
-pub fn call_helper(env: &Env, function: sys::napi_ref, args: &[sys::napi_value]) -> Option<sys::napi_value> {
-    let (mut callee, mut undefined, mut result) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-    // SAFETY: the reference and the arguments belong to this environment, on its thread.
-    unsafe {
-        sys::napi_get_reference_value(env.raw(), function, &mut callee);
-        sys::napi_get_undefined(env.raw(), &mut undefined);
-        if sys::napi_call_function(env.raw(), undefined, callee, args.len(), args.as_ptr(), &mut result)
-            != sys::Status::napi_ok
-        {
-            let mut exception = ptr::null_mut();
-            sys::napi_get_and_clear_last_exception(env.raw(), &mut exception);
-            return None;
-        }
-    }
-    Some(result)
-}
-
-/// Compiles `source`, an expression whose value is an object of functions, and returns a
-/// reference to each function in `names`, in order. None where code cannot be compiled from
-/// strings (a locked-down Electron context) or a name is missing: callers then do without.
-pub fn compile_helper<const N: usize>(env: &Env, source: &str, names: [&str; N]) -> Option<[sys::napi_ref; N]> {
-    let helper = Object::from_unknown(env.run_script::<_, Unknown>(source).ok()?).ok()?;
-    let mut references = [ptr::null_mut(); N];
-    for (reference, name) in references.iter_mut().zip(names) {
-        let function: Unknown = helper.get_named_property(name).ok()?;
-        *reference = create_reference(env, function.raw())?;
-    }
-    Some(references)
 }

@@ -1,9 +1,11 @@
 //! Waking the JavaScript thread from worker threads.
 //!
-//! One thread-safe function per started instance. Workers call it without blocking, and the
-//! engine coalesces calls (at most one is queued), so JavaScript is woken once per batch of
-//! events, never once per packet. While it exists and is referenced it keeps the event loop
-//! alive, like a bound `node:dgram` socket; `unref()` and `stop()` let the process exit.
+//! One thread-safe function per started instance, around the JavaScript layer's `onWake`.
+//! Workers call it without blocking, and the engine coalesces calls (at most one is queued), so
+//! JavaScript is woken once per batch of events, never once per packet. While it exists and is
+//! referenced it keeps the event loop alive, like a bound `node:dgram` socket; `unref()` and
+//! `stop()` let the process exit. An exception thrown by `onWake` becomes an uncaught exception
+//! (napi_fatal_exception), as one thrown by a `'message'` listener does.
 
 use std::sync::Arc;
 
@@ -28,16 +30,14 @@ impl Notify for JsNotify {
 }
 
 impl JsNotify {
-    /// A thread-safe function that runs `on_wake` on the JavaScript thread.
-    pub fn new(env: &Env, mut on_wake: impl FnMut(&Env) + 'static) -> napi::Result<Arc<JsNotify>> {
-        // Node-API wants a JavaScript function to call; the work happens in the callback before
-        // it, so the function itself does nothing.
-        let noop: Function<(), ()> = env.create_function_from_closure("udpcomWake", |_| Ok(()))?;
-        let tsfn = noop
+    /// A thread-safe function that runs `before_call` and then `on_wake` on the JavaScript
+    /// thread.
+    pub fn new(on_wake: Function<(), ()>, before_call: impl Fn() + 'static) -> napi::Result<Arc<JsNotify>> {
+        let tsfn = on_wake
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()
-            .build_callback(move |ctx| {
-                on_wake(&ctx.env);
+            .build_callback(move |_| {
+                before_call();
                 Ok(())
             })?;
         Ok(Arc::new(JsNotify(tsfn)))

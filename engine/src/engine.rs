@@ -329,7 +329,7 @@ impl UdpEngine {
             ));
         }
         if destination.port() == 0 {
-            return Err(Error::bad_port("Port", 0));
+            return Err(Error::bad_port("Port", "type number (0)"));
         }
         Ok(PeerAddr::from_socket_addr(destination))
     }

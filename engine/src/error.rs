@@ -145,7 +145,7 @@ impl Error {
     }
 
     /// `RangeError [ERR_SOCKET_BAD_PORT]`, worded as Node's: `"Port should be > 0 and < 65536.
-    /// Received 0."`; `name` names the port (`Port`).
+    /// Received type number (0)."`; `name` names the port (`Port`).
     pub fn bad_port(name: &str, received: impl fmt::Display) -> Self {
         Self::new(
             code::SOCKET_BAD_PORT,

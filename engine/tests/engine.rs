@@ -522,7 +522,7 @@ fn destinations_are_checked_like_node_dgram() {
     assert!(err.message.contains("IPv4"), "{}", err.message);
     let err = engine.send_to(b"x", 0, "127.0.0.1:0".parse().unwrap()).unwrap_err();
     assert_eq!((err.code, err.class), (code::SOCKET_BAD_PORT, ErrorClass::RangeError));
-    assert_eq!(err.message, "Port should be > 0 and < 65536. Received 0.");
+    assert_eq!(err.message, "Port should be > 0 and < 65536. Received type number (0).");
     let err = engine
         .send_batch(&[(b"x", 0)], Some("127.0.0.1:0".parse().unwrap()))
         .unwrap_err();

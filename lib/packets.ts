@@ -1,0 +1,122 @@
+// Received packets as JavaScript objects, made from the flat arrays the native binding fills
+// (see src/receive.rs for the layout). One native call moves a whole batch out of the receive
+// ring; the objects are then made here, in a loop the JIT compiles, which costs a fraction of
+// building them through Node-API.
+
+import type { NativeUdpCom } from '../native/binding'
+import type { ReceivedPacket } from './types'
+
+/** 32-bit words of `info` per packet (src/receive.rs). */
+const INFO_WORDS = 8
+/** Packets one take can hold at first; grown (up to MAX_TAKE) when a batch asks for more. */
+const INITIAL_TAKE = 1024
+/** Most packets one take returns. */
+export const MAX_TAKE = 65_536
+/** Payload bytes one take can hold: at least one largest datagram (65,527 bytes over IPv6). */
+const TAKE_BYTES = 1 << 20
+
+const SOURCES = ['user', 'kernel', 'hardware'] as const
+
+/**
+ * Scratch arrays the native take fills, shared by every instance of this thread (a take copies
+ * what it needs out of them before it returns, and JavaScript runs one take at a time).
+ */
+const scratch = {
+  bytes: new Uint8Array(0),
+  stamps: new BigUint64Array(0),
+  info: new Uint32Array(0),
+}
+
+/** Room for `packets` packets in the scratch arrays. */
+function reserve(packets: number): void {
+  if (scratch.bytes.length === 0) scratch.bytes = new Uint8Array(TAKE_BYTES)
+  if (scratch.stamps.length / 2 >= packets) return
+  let size = Math.max(INITIAL_TAKE, scratch.stamps.length / 2)
+  while (size < packets) size *= 2
+  scratch.stamps = new BigUint64Array(2 * size)
+  scratch.info = new Uint32Array(INFO_WORDS * size)
+}
+
+/**
+ * Moves up to `max` packets (fewer if their payloads exceed 1 MiB) out of `native`'s receive
+ * ring and appends their objects to `into`; returns how many.
+ */
+export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPacket[]): number {
+  reserve(Math.min(max, MAX_TAKE))
+  const { bytes, stamps, info } = scratch
+  const count = native.take(bytes, stamps, info, Math.min(max, stamps.length / 2))
+  if (count === 0) return 0
+  let total = 0
+  for (let i = 0; i < count; i++) total += info[i * INFO_WORDS]!
+  // The packets of one take share one ArrayBuffer, like Node's pooled Buffers: a copy of the
+  // used part of the scratch, which the next take overwrites.
+  const buffer = bytes.buffer.slice(0, total)
+  let offset = 0
+  for (let i = 0; i < count; i++) {
+    const base = i * INFO_WORDS
+    const length = info[base]!
+    const flags = info[base + 1]!
+    const family = flags >>> 8
+    const packet: ReceivedPacket = {
+      data: Buffer.from(buffer, offset, length),
+      timestampNs: stamps[2 * i]!,
+      timestampSource: SOURCES[flags & 0xff]!,
+      address: family === 6 ? names.ipv6(native, info, base + 4, info[base + 3]!) : names.ipv4(info[base + 4]!),
+      port: info[base + 2]!,
+      family: family === 6 ? 'IPv6' : 'IPv4',
+    }
+    const hardware = stamps[2 * i + 1]!
+    if (hardware !== 0n) packet.hwTimestampNs = hardware
+    into.push(packet)
+    offset += length
+  }
+  return count
+}
+
+/**
+ * Address strings, made once per sender rather than once per packet: datagrams mostly come
+ * from one or a few peers, so the last address seen is kept, and a small map for the rest.
+ */
+class AddressNames {
+  #lastV4 = -1
+  #lastV4Name = ''
+  #v6Key = ''
+  #v6Name = ''
+  #many = new Map<string | number, string>()
+
+  ipv4(bits: number): string {
+    if (bits === this.#lastV4) return this.#lastV4Name
+    let name = this.#many.get(bits)
+    if (name === undefined) {
+      name = `${bits >>> 24}.${(bits >>> 16) & 255}.${(bits >>> 8) & 255}.${bits & 255}`
+      this.#remember(bits, name)
+    }
+    this.#lastV4 = bits
+    this.#lastV4Name = name
+    return name
+  }
+
+  /** The IPv6 address in `words[at..at + 4]` (big-endian 32-bit words) with scope `scope`. */
+  ipv6(native: NativeUdpCom, words: Uint32Array, at: number, scope: number): string {
+    const key = `${words[at]},${words[at + 1]},${words[at + 2]},${words[at + 3]},${scope}`
+    if (key === this.#v6Key) return this.#v6Name
+    let name = this.#many.get(key)
+    if (name === undefined) {
+      // RFC 5952 text with `%<interface>` for a scope, as the engine formats it (rare enough
+      // that a native call per new address costs nothing that matters).
+      name = native.formatIpv6([words[at]!, words[at + 1]!, words[at + 2]!, words[at + 3]!], scope)
+      this.#remember(key, name)
+    }
+    this.#v6Key = key
+    this.#v6Name = name
+    return name
+  }
+
+  #remember(key: string | number, name: string): void {
+    // A flood from many spoofed sources must not grow memory: start over when full.
+    if (this.#many.size >= 1024) this.#many.clear()
+    this.#many.set(key, name)
+  }
+}
+
+const names = new AddressNames()
