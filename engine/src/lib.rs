@@ -31,6 +31,7 @@
 //! Platform code (system calls that the `socket2` and `rustix` crates do not wrap) lives in
 //! [`sys`]; it holds nearly all of the crate's `unsafe`, the rest being the ring's memory.
 
+pub mod analysis;
 pub mod clock;
 pub mod config;
 pub mod engine;
