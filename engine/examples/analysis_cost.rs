@@ -2,7 +2,7 @@
 //! [`Analyzer`] and times the loop.
 //!
 //! ```text
-//! analysis_cost [--datagrams 1000000] [--rounds 5]
+//! analysis_cost [--datagrams 1000000] [--rounds 5] [--scenario 1-stream|64-streams|iperf2]
 //! ```
 //!
 //! Scenarios: one udpcom stream (0.1% loss, 0.1% reordered by a few places); 64 udpcom streams
@@ -96,7 +96,11 @@ fn main() {
             .map_or(default, |v| v.parse().expect("usage: --datagrams N --rounds N"))
     };
     let (count, rounds) = (get("datagrams", 1_000_000), get("rounds", 5).max(1));
+    let only = args.get("scenario");
     for scenario in ["1-stream", "64-streams", "iperf2"] {
+        if only.is_some_and(|name| name != scenario) {
+            continue;
+        }
         let (mode, datagrams, bytes) = build(scenario, count);
         let mut per_datagram_ns = Vec::with_capacity(rounds);
         let mut summary = String::new();

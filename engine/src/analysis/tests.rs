@@ -865,3 +865,20 @@ fn seeded_pattern_matches_an_independent_computation() {
     assert_eq!((s.first_arrival_ns, s.last_arrival_ns), (first, last));
     assert_eq!(s.rate_pps, (arrivals.len() - 1) as f64 / ((last - first) as f64 / 1e9));
 }
+
+#[test]
+fn the_ipv6_flow_label_does_not_split_a_stream() {
+    use std::net::{Ipv6Addr, SocketAddrV6};
+    let mut analyzer = Analyzer::new(AnalyzeMode::Iperf2);
+    let ip = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 7);
+    for (sequence, flow_label) in [(1, 0), (2, 0x12345), (3, 0xABCDE)] {
+        let from = SocketAddr::V6(SocketAddrV6::new(ip, 9000, flow_label, 3));
+        analyzer.analyze(0, 0, from, &iperf2_packet(sequence, false, 0));
+    }
+    let other_scope = SocketAddr::V6(SocketAddrV6::new(ip, 9000, 0, 4));
+    analyzer.analyze(0, 0, other_scope, &iperf2_packet(1, false, 0));
+    let streams = analyzer.streams();
+    assert_eq!(streams.len(), 2);
+    assert_eq!((streams[0].received, streams[0].lost), (3, 0));
+    assert_eq!(streams[0].source, SocketAddr::V6(SocketAddrV6::new(ip, 9000, 0, 3)));
+}
