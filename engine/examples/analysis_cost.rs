@@ -112,12 +112,14 @@ fn main() {
                 analyzer.analyze(mono, mono + REALTIME_OFFSET_NS, datagram.source, payload);
             }
             per_datagram_ns.push(start.elapsed().as_nanos() as f64 / count as f64);
+            let start = Instant::now();
             let streams = analyzer.streams();
+            let snapshot_us = start.elapsed().as_nanos() as f64 / 1e3;
             let (received, lost, reordered): (u64, u64, u64) = streams
                 .iter()
                 .fold((0, 0, 0), |(r, l, o), s| (r + s.received, l + s.lost, o + s.reordered));
             summary = format!(
-                "\"streams\":{},\"received\":{received},\"lost\":{lost},\"reordered\":{reordered}",
+                "\"streams\":{},\"received\":{received},\"lost\":{lost},\"reordered\":{reordered},\"snapshotUs\":{snapshot_us:.0}",
                 streams.len()
             );
         }

@@ -882,3 +882,29 @@ fn the_ipv6_flow_label_does_not_split_a_stream() {
     assert_eq!((streams[0].received, streams[0].lost), (3, 0));
     assert_eq!(streams[0].source, SocketAddr::V6(SocketAddrV6::new(ip, 9000, 0, 3)));
 }
+
+#[test]
+fn rank_lookup_agrees_with_a_walk_over_the_histogram() {
+    let mut rng = XorShift(77);
+    for _ in 0..50 {
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, HISTOGRAM_MAX_NS, 2).unwrap();
+        let count = 1 + rng.next() % 5_000;
+        for _ in 0..count {
+            let magnitude = rng.next() >> (rng.next() % 64);
+            histogram.saturating_record(magnitude.min(HISTOGRAM_MAX_NS));
+        }
+        let step = 1 + (rng.next() % 97) as usize;
+        for rank in (1..=count).step_by(step).chain([count]) {
+            let mut below = 0;
+            let walked = histogram
+                .iter_recorded()
+                .find(|step| {
+                    below += step.count_at_value();
+                    below >= rank
+                })
+                .unwrap()
+                .value_iterated_to();
+            assert_eq!(magnitude_at_rank(&histogram, rank), walked, "rank {rank} of {count}");
+        }
+    }
+}
