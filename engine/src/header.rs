@@ -27,17 +27,17 @@
 //! is a multiple of 8, so a header at an 8-byte-aligned address has naturally aligned fields.
 //!
 //! A sender writes the whole header once per stream ([`UdpcomHeader::encode`]) and then, per
-//! packet, only the sequence and target ([`UdpcomHeader::write_sequence`]) and, right before
-//! the send system call, the departure time ([`UdpcomHeader::write_departure`]). A reflector
-//! marks a received packet as its reply ([`UdpcomHeader::reflect`]: sets `REFLECTED`, writes
-//! the receive time) and writes its send time last ([`UdpcomHeader::write_reflector_send`]);
-//! the original sender's analysis then splits the round trip into its two directions
-//! (TWAMP-light style).
+//! packet, only the sequence and target ([`UdpcomHeader::write_sequence_and_target`]) and,
+//! right before the send system call, the departure time ([`UdpcomHeader::write_departure`]).
+//! A reflector marks a received packet as its reply ([`UdpcomHeader::reflect`]: sets
+//! `REFLECTED`, writes the receive time) and writes its send time last
+//! ([`UdpcomHeader::write_reflector_send`]); the original sender's analysis then splits the
+//! round trip into its two directions (TWAMP-light style).
 //!
-//! Departures from the layout first proposed, and why: the header length is a field a
-//! receiver must accept *at least* 56 of, so a later revision can append fields without a new
-//! version; "0 means absent" is stated for the target and departure times too, so that a
-//! packet that was never stamped is not taken for one that left in 1970.
+//! Two rules make the header last: a receiver accepts a header length of *at least* 56, so a
+//! later revision can append fields without a new version; and a time of 0 means absent, so
+//! that a packet that was never stamped (or has no target) is not taken for one that left in
+//! 1970.
 //!
 //! # The iperf 2 UDP header (20 bytes as written here)
 //!
@@ -269,7 +269,7 @@ impl UdpcomHeader {
     /// Per packet, on the sender: writes the sequence number and target time of a packet
     /// whose header was encoded before.
     #[inline]
-    pub fn write_sequence(packet: &mut [u8], sequence: u64, target_ns: u64) -> Result<(), HeaderError> {
+    pub fn write_sequence_and_target(packet: &mut [u8], sequence: u64, target_ns: u64) -> Result<(), HeaderError> {
         check_len(packet, UDPCOM_HEADER_LEN)?;
         put_u64(packet, SEQUENCE_AT, sequence);
         put_u64(packet, TARGET_AT, target_ns);
@@ -493,7 +493,7 @@ mod tests {
         }
         .encode(&mut packet)
         .unwrap();
-        UdpcomHeader::write_sequence(&mut packet, 41, 1_000).unwrap();
+        UdpcomHeader::write_sequence_and_target(&mut packet, 41, 1_000).unwrap();
         UdpcomHeader::write_departure(&mut packet, 1_005).unwrap();
         UdpcomHeader::set_last(&mut packet, true).unwrap();
         let header = UdpcomHeader::decode(&packet).unwrap();
@@ -576,7 +576,7 @@ mod tests {
         let mut short = [0u8; 55];
         let too_short = Err(HeaderError::TooShort { needed: 56, got: 55 });
         assert_eq!(UdpcomHeader::default().encode(&mut short), too_short);
-        assert_eq!(UdpcomHeader::write_sequence(&mut short, 1, 1), too_short);
+        assert_eq!(UdpcomHeader::write_sequence_and_target(&mut short, 1, 1), too_short);
         assert_eq!(UdpcomHeader::write_departure(&mut short, 1), too_short);
         assert_eq!(UdpcomHeader::set_last(&mut short, true), too_short);
         assert_eq!(UdpcomHeader::write_reflector_send(&mut short, 1), too_short);
