@@ -34,6 +34,10 @@
 //! batches), `sys::cmsg` (control messages, decoded and encoded), `sys::sockopt`,
 //! `sys::sched`, `sys::ethtool`. `sys` holds all of the crate's `unsafe` but the ring's memory.
 //!
+//! Two public modules are pure and usable on their own: [`header`] (the udpcom test header and
+//! the iperf 2 UDP header, on byte buffers) and [`analysis`] (per-stream loss, reordering,
+//! jitter, delay variation and latency of received test streams).
+//!
 //! ## When the kernel says no
 //!
 //! The engine never degrades silently:
@@ -60,11 +64,13 @@
 #![warn(unreachable_pub)]
 
 mod addr;
+pub mod analysis;
 mod clock;
 mod config;
 mod engine;
 mod errno;
 mod error;
+pub mod header;
 mod receiver;
 mod ring;
 mod rt;
@@ -85,5 +91,5 @@ pub use receiver::{RecvMeta, StampSource};
 pub use rt::{RunBudget, ThreadSetup};
 pub use shared::Notify;
 pub use stats::{Bucket, LatencySummary, Stats};
-pub use time::now_ns;
+pub use time::{now_ns, realtime_ns};
 pub use timestamping::{Capabilities, TimestampingInfo, TxRecord};

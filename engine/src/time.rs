@@ -26,7 +26,7 @@ pub fn now_ns() -> u64 {
 
 /// Current CLOCK_REALTIME time in nanoseconds since the Unix epoch.
 #[inline]
-pub(crate) fn realtime_ns() -> u64 {
+pub fn realtime_ns() -> u64 {
     let ts = rustix::time::clock_gettime(ClockId::Realtime);
     ts.tv_sec as u64 * NS_PER_SEC + ts.tv_nsec as u64
 }
