@@ -1,6 +1,6 @@
 // Type-checked (tsc --noEmit) as part of npm test: the declarations in index.d.ts must accept
 // correct use and reject wrong use (each @ts-expect-error must be an error).
-import { UdpCom, type Direction, type PacketStats, type ReceivedPacket, type UdpComOptions } from 'udpcom'
+import { UdpCom, type Destination, type Direction, type PacketStats, type ReceivedPacket, type UdpComOptions } from 'udpcom'
 
 const direction: Direction = 2
 const options: UdpComOptions = { cpu: 1, rxCpu: 0, capacity: 4096, direction, priority: 80, spinNs: 20_000, napNs: 150_000, lockMemory: 'all', inlineSend: true, rxSpinNs: 100_000 }
@@ -90,3 +90,44 @@ async function packetSource(u: UdpCom): Promise<void> {
   }
 }
 void [stamps, packetSource]
+
+// The JavaScript layer (issue #9): addresses, sendTo, abort signals, iteration, disposal.
+async function nodeConventions(): Promise<void> {
+  const controller = new AbortController()
+  await using udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { signal: controller.signal })
+  udp.initSocket()
+  udp.start()
+  const sent: boolean = udp.sendTo(Buffer.from('hi'), '127.0.0.1', 9, process.hrtime.bigint())
+  udp.sendTo(new Uint8Array(1), 'fe80::1%eth0', 9)
+  const destination: Destination = { address: '127.0.0.1', port: 9 }
+  const queuedTo: number = udp.sendBatch([Buffer.alloc(1)], undefined, destination)
+  const packet = await udp.receiveData(1_000_000n, { signal: controller.signal })
+  if (packet) {
+    const who: [string, number, 'IPv4' | 'IPv6'] = [packet.address, packet.port, packet.family]
+    udp.sendTo(packet.data, packet.address, packet.port)
+    void who
+  }
+  const batch: ReceivedPacket[] = await udp.receiveBatch(16, undefined, { signal: AbortSignal.timeout(1000) })
+  await udp.drain({ signal: controller.signal })
+  for await (const p of udp) {
+    const data: Buffer = p.data
+    void data
+    break
+  }
+  for await (const p of udp.packets({ signal: controller.signal })) void p
+  const batches: AsyncIterableIterator<ReceivedPacket[]> = udp.batches({ max: 64 })
+  const chained: UdpCom = udp.unref().ref()
+  const truncated: number = udp.getPacketStats().nControlTruncated
+  void [sent, queuedTo, batch, batches, chained, truncated]
+  // @ts-expect-error: a port is a number
+  udp.sendTo(Buffer.alloc(1), '127.0.0.1', '9')
+  // @ts-expect-error: a destination needs a port
+  udp.sendBatch([Buffer.alloc(1)], undefined, { address: '127.0.0.1' })
+  // @ts-expect-error: signals are AbortSignals
+  void udp.receiveData(0, { signal: true })
+}
+function dispose(): void {
+  using udp = new UdpCom('::1', 0, '::1', 0)
+  udp[Symbol.dispose]()
+}
+void [nodeConventions, dispose]
