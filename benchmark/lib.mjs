@@ -205,8 +205,9 @@ export function blockFor(ms) {
 export const median = (values) => summarize(values).median
 
 /**
- * Median, smallest and largest of the repeats' values. A repeat that gave no number (it
- * failed, or measured nothing) is not dropped silently: `failed` counts it.
+ * Median (of an even count, the lower of the two middle values), smallest and largest of the
+ * repeats' values. A repeat that gave no number (it failed, or measured nothing) is not dropped
+ * silently: `failed` counts it.
  */
 export function summarize(values) {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
@@ -333,7 +334,8 @@ export function threadCpuNs(prefix = '') {
 }
 
 // Formatting.
-export const fmtPps = (v) => (Number.isFinite(v) ? `${Math.round(v / 1000).toLocaleString('en-US')}k pps` : 'n/a')
+export const fmtPps = (v) => (Number.isFinite(v) ? `${fmtKilo(v)} pps` : 'n/a')
+const fmtKilo = (v) => (Number.isFinite(v) ? `${Math.round(v / 1000).toLocaleString('en-US')}k` : 'n/a')
 export const fmtNs = (v) => {
   if (!Number.isFinite(v)) return 'n/a'
   const a = Math.abs(v)
@@ -345,7 +347,12 @@ export const fmtNs = (v) => {
 export const fmtLat = (s) => (s ? `${fmtNs(s.p50)} / ${fmtNs(s.p99)} / ${fmtNs(s.p999)} / ${fmtNs(s.max)}` : 'n/a')
 export const fmtRatio = (v) => (Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(2)}×` : 'n/a')
 /** The median of a summary with its range across the repeats: "median (min–max)". */
-export const fmtSpread = (s, fmt) => (s.n > 1 ? `${fmt(s.median)} (${fmt(s.min)}–${fmt(s.max)})` : fmt(s.median))
+export const fmtSpread = (s, fmt) => {
+  if (s.n <= 1) return fmt(s.median)
+  // Packet rates: "230k pps (228k–240k)".
+  const range = fmt === fmtPps ? fmtKilo : fmt
+  return `${fmt(s.median)} (${range(s.min)}–${range(s.max)})`
+}
 /** Lateness or round-trip percentiles across repeats: the median of each, the range of the p99,
  * and the worst maximum of any repeat (a median of maxima would hide the worst). */
 export function fmtPercentiles(runs, keys = ['p50', 'p99', 'p999']) {
