@@ -7,7 +7,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { UdpCom, isRoot, runNode } from './helpers.mjs'
+import { UdpCom, isRoot, runNode, udpcomThreads } from './helpers.mjs'
 
 const make = (...args) => () => new UdpCom(...args)
 
@@ -144,15 +144,26 @@ test('OS errors carry the errno name as code, syscall and errno, like Node', () 
 })
 
 test('start() refuses a CPU that does not exist with EINVAL, naming the syscall, and leaves nothing running', () => {
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { cpu: 1000 })
-  udp.initSocket()
-  assert.throws(() => udp.start(), (err) => {
-    assert.equal(err.code, 'EINVAL')
-    assert.equal(err.syscall, 'sched_setaffinity')
-    assert.match(err.message, /CPU 1000 does not exist/)
-    return true
-  })
-  udp.closeSocket()
+  assert.deepEqual(udpcomThreads(), [], 'an earlier test left a worker running')
+  // Each worker alone, and both where the other one's CPU exists (so that it may have started
+  // before the refusal and must be stopped again).
+  const cases = [{ cpu: 1000, direction: 0 }, { cpu: 1000, direction: 1 }, { cpu: 0, rxCpu: 1000 }, { cpu: 1000, rxCpu: 0 }]
+  for (const options of cases) {
+    const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, options)
+    udp.initSocket()
+    assert.throws(() => udp.start(), (err) => {
+      assert.equal(err.code, 'EINVAL')
+      assert.equal(err.syscall, 'sched_setaffinity')
+      assert.match(err.message, /CPU 1000 does not exist/)
+      return true
+    })
+    // Not a worker left behind (the one that failed, nor one started before it), right away.
+    assert.deepEqual(udpcomThreads(), [], `${JSON.stringify(options)}: threads left running after the refused start`)
+    // And the instance is not half started: it may be started again, which fails the same way.
+    assert.throws(() => udp.start(), { code: 'EINVAL' })
+    assert.deepEqual(udpcomThreads(), [])
+    udp.closeSocket()
+  }
 })
 
 const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))

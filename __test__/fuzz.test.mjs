@@ -20,6 +20,9 @@ test('random call sequences with hostile arguments: no crash, no hang, only docu
   assert.equal(signal, null, `the fuzzer died by ${signal}\n${stderr}`)
   assert.equal(code, 0, `${stdout}\n${stderr}`)
   const r = JSON.parse(stdout)
+  // Every run that was asked for ran: an interrupted or shortened run is not a pass.
+  assert.equal(r.numRuns, Number(runs), `${r.numRuns} of ${runs} runs`)
+  assert.equal(r.requestedRuns, Number(runs))
   t.diagnostic(`seed ${r.seed}, ${r.numRuns} runs, ${r.calls} calls in ${r.ms} ms; promises resolved ${r.resolved}, ` +
     `rejected ${r.rejected}; packets received ${r.packetsReceived}; error codes ${JSON.stringify(r.codes)}`)
   // The arguments really were hostile and the calls really did something.

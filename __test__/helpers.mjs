@@ -49,6 +49,17 @@ export function threads() {
 
 export const udpcomThreads = () => threads().filter((t) => t.comm.startsWith('udpcom-'))
 
+/**
+ * How often a thread of this process has been scheduled in so far (the third field of its
+ * schedstat), and its state letter ('S' sleeping, 'R' running...). A parked thread that
+ * nothing woke keeps its count.
+ */
+export function threadActivity(tid) {
+  const runs = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').trim().split(' ')[2])
+  const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+  return { runs, state: stat[stat.lastIndexOf(')') + 2] }
+}
+
 /** Scheduling policy (0 other, 1 FIFO), RT priority and allowed CPUs of a thread. */
 export function threadScheduling(tid) {
   const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')

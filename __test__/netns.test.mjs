@@ -41,6 +41,18 @@ async function fresh(run) {
   return latest(run)
 }
 
+/** Waits until two statistics lines in a row (50 ms apart) agree on `key`; returns it. */
+async function stopsGrowing(run, key, ms = 10_000) {
+  const deadline = Date.now() + ms
+  let value = (await fresh(run))[key]
+  for (;;) {
+    const next = (await fresh(run))[key]
+    if (next === value) return value
+    if (Date.now() > deadline) throw new Error(`${key} still growing after ${ms} ms`)
+    value = next
+  }
+}
+
 function identities(s) {
   assert.equal(s.queued, s.sent + s.errors + s.discarded + s.sendQueue, `send identity: ${JSON.stringify(s)}`)
   assert.equal(s.received, s.delivered + s.overflow + s.recvDiscarded + s.recvQueue, `receive identity: ${JSON.stringify(s)}`)
@@ -77,14 +89,16 @@ test('two hosts over a veth pair: the link goes down and comes back mid-stream',
     await until(() => (latest(receiver)?.received ?? 0) > 200, 10_000, 'packets flowing')
 
     // The sender's side goes down: every send fails with ENETUNREACH, counted.
+    const linkUp = await fresh(sender)
     ip('-n', nsA, 'link', 'set', vethA, 'down')
-    await new Promise((resolve) => setTimeout(resolve, 100)) // what was under way settles
+    // What was under way settles: the sends have started failing.
+    await until(() => latest(sender).errors > linkUp.errors, 10_000, 'sends failing once the link is down')
     const down = await fresh(sender)
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    // Then 500 more failed sends (250 ms at 2 kpps), and not one sent without a link.
+    await until(() => latest(sender).errors >= down.errors + 500, 10_000, '500 more sends failing while the link is down')
     const downLater = await fresh(sender)
     const heardWhileDown = latest(receiver).received
-    t.diagnostic(`sender's link down 500 ms: sent ${down.sent} → ${downLater.sent}, errors ${down.errors} → ${downLater.errors} (${downLater.lastError})`)
-    assert.ok(downLater.errors - down.errors >= 500, `only ${downLater.errors - down.errors} send errors in 500 ms at 2 kpps`)
+    t.diagnostic(`sender's link down: sent ${down.sent} → ${downLater.sent}, errors ${down.errors} → ${downLater.errors} (${downLater.lastError})`)
     assert.equal(downLater.sent, down.sent, 'packets were sent without a link')
     assert.equal(downLater.lastError, 'ENETUNREACH')
     assert.equal(downLater.lastSyscall, 'sendmmsg')
@@ -100,12 +114,13 @@ test('two hosts over a veth pair: the link goes down and comes back mid-stream',
     // either goes on into the void or stalls with a backlog, see above). Then it comes back.
     const before = await fresh(sender)
     ip('-n', nsB, 'link', 'set', vethB, 'down')
-    await new Promise((resolve) => setTimeout(resolve, 100)) // packets in flight land
-    const heardBefore = (await fresh(receiver)).received
-    await new Promise((resolve) => setTimeout(resolve, 500))
+    // Packets in flight land: the receiver's count stops moving.
+    const heardBefore = await stopsGrowing(receiver, 'received')
+    // Then 1,000 packets' worth of time (500 ms at 2 kpps) with the far end down.
+    await until(() => latest(sender).queued >= before.queued + 1000, 10_000, '1,000 more packets queued while the far end is down')
     const during = await fresh(sender)
     const heardDuring = (await fresh(receiver)).received
-    t.diagnostic(`receiver's link down 600 ms: sender sent ${during.sent - before.sent} more, errors ` +
+    t.diagnostic(`receiver's link down: sender queued ${during.queued - before.queued} and sent ${during.sent - before.sent} more, errors ` +
       `+${during.errors - before.errors}, backlog in the ring ${before.sendQueue} → ${during.sendQueue}; ` +
       `receiver heard +${heardDuring - heardBefore}`)
     assert.equal(during.errors, before.errors, 'no send fails when the far end of the link is down')

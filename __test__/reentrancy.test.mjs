@@ -5,7 +5,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { pair, within, MS } from './helpers.mjs'
+import { pair, within, until, MS } from './helpers.mjs'
 
 test('an onPackets callback may call getPacketStats, onPackets(null) and receiveData on its own instance', async () => {
   const { sender, receiver, close } = pair()
@@ -65,9 +65,10 @@ test('onPackets set while packets are queued delivers them on a later tick, not 
   try {
     sender.sendData(Buffer.from('queued'))
     await sender.drain()
-    for (let i = 0; i < 200 && receiver.getPacketStats().nPacketsReceived < 1; i++) {
-      await new Promise((r) => setTimeout(r, 5))
-    }
+    // The packet waits in the receive ring before onPackets is set (else this test would show
+    // nothing about packets already queued).
+    await until(() => receiver.getPacketStats().recvQueueLength === 1, 10_000, 'the packet queued in the receive ring')
+    assert.equal(receiver.getPacketStats().nPacketsDelivered, 0)
     let insideCall = true
     let sawInside = null
     let done

@@ -9,6 +9,10 @@ import { fileURLToPath } from 'node:url'
 import { UdpCom, pair, receiveMany, within, isRoot, now, MS } from './helpers.mjs'
 
 const fixture = fileURLToPath(new URL('./fixtures/stamps.mjs', import.meta.url))
+// How late a packet may be: the senders here are unpinned and at normal priority on a loaded
+// machine, so tens of ms happen; what these tests guard against (a stamp on the wrong clock,
+// a wrong offset) is off by seconds or by decades.
+const LATE_BOUND_NS = 500n * MS
 
 /** Checks the receive-side stamps of packets that carry their target time in the payload. */
 function checkReceiveStamps(packets) {
@@ -18,7 +22,7 @@ function checkReceiveStamps(packets) {
     assert.ok(p.arrival >= previous, `packet ${i}: kernel stamps go back in time`)
     assert.ok(p.arrival <= p.seen, `packet ${i}: stamped after JavaScript saw it`)
     assert.ok(p.arrival >= p.target, `packet ${i}: arrived before its time`)
-    assert.ok(p.arrival - p.target < 20n * MS, `packet ${i}: ${p.arrival - p.target} ns after its time`)
+    assert.ok(p.arrival - p.target < LATE_BOUND_NS, `packet ${i}: ${p.arrival - p.target} ns after its time`)
     previous = p.arrival
   }
 }
@@ -42,7 +46,7 @@ test('on loopback: kernel RX stamps on CLOCK_MONOTONIC, TX stamps one per packet
 
     await sender.drain()
     let stats = sender.getPacketStats()
-    for (let i = 0; i < 100 && stats.nTxTimestamps < count; i++) {
+    for (let i = 0; i < 1000 && stats.nTxTimestamps < count; i++) { // up to 10 s
       await new Promise((r) => setTimeout(r, 10))
       stats = sender.getPacketStats()
     }
@@ -53,13 +57,13 @@ test('on loopback: kernel RX stamps on CLOCK_MONOTONIC, TX stamps one per packet
     assert.ok(stats.p50WireLatencyNs >= stats.p50LatencyNs, `${stats.p50WireLatencyNs} < ${stats.p50LatencyNs}`)
     assert.ok(stats.p99WireLatencyNs >= stats.p99LatencyNs)
     assert.ok(stats.maxWireLatencyNs >= stats.maxLatencyNs)
-    assert.ok(stats.maxWireLatencyNs < 50e6)
+    assert.ok(stats.maxWireLatencyNs < Number(LATE_BOUND_NS), `max wire latency ${stats.maxWireLatencyNs} ns`)
 
     const tx = sender.getTxTimestamps()
     assert.deepEqual(tx.map((t) => t.id), [...Array(count).keys()])
     tx.forEach((t, i) => {
       const target = start + BigInt(i) * MS
-      assert.ok(t.txTimestampNs >= target && t.txTimestampNs - target < 20n * MS, `packet ${i}`)
+      assert.ok(t.txTimestampNs >= target && t.txTimestampNs - target < LATE_BOUND_NS, `packet ${i}: left ${t.txTimestampNs - target} ns after its time`)
       assert.ok(t.txTimestampNs <= packets[i].arrival, `packet ${i} arrived before it left`)
     })
     assert.deepEqual(sender.getTxTimestamps(), [], 'taken once')

@@ -1,21 +1,24 @@
 // npm run bench: runs every section of issue #3's benchmark and prints one markdown table in
-// which each row shows udpcom and node:dgram measured in the same run, how many times better
-// udpcom is, the native-only ceiling where it makes sense, and the target.
+// which each row shows udpcom and node:dgram measured in the same run (median and range of the
+// repeats, what was lost, CPU per packet), how many times better udpcom is, a native reference
+// where it makes sense (the engine driven from Rust, or the best native timed sender), the
+// target and the verdict; above the table, the environment the figures depend on.
 //
 //   node benchmark/index.mjs [--smoke] [--only 1,3] [--no-build] [--no-callgrind] [--json FILE]
 //                            [--readme]
 //
 // --smoke runs every section briefly (seconds, not minutes) to show that it works; its
-// figures mean nothing. Full results (every repeat, every raw figure) go to
-// .tmp/bench-results.json (or --json FILE). --readme writes the table into README.md, between
-// the bench:start and bench:end markers of its Benchmark section.
+// figures mean nothing. Full results (every repeat, every raw figure, the environment) go to
+// .tmp/bench/<start time>.json, one file per run so that a figure in the README can be traced
+// to its run (or to --json FILE). --readme writes the table into README.md, between the
+// bench:start and bench:end markers of its Benchmark section.
 import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs'
 import { cpus, release } from 'node:os'
-import { dirname } from 'node:path'
+import { dirname, relative } from 'node:path'
 import { parseArgs } from 'node:util'
 
-import { ROOT, BIN, NoiseMonitor } from './lib.mjs'
+import { ROOT, BIN, NoiseMonitor, environment } from './lib.mjs'
 import { formatTable } from './table.mjs'
 
 const SECTIONS = [
@@ -35,14 +38,18 @@ const { values: opts } = parseArgs({
     'no-build': { type: 'boolean', default: false },
     'no-callgrind': { type: 'boolean', default: false },
     readme: { type: 'boolean', default: false },
-    json: { type: 'string', default: `${ROOT}.tmp/bench-results.json` },
+    json: { type: 'string' },
   },
 })
+
+const started = new Date()
+// An ISO time without colons, so that the name is a plain file name everywhere.
+const jsonPath = opts.json ?? `${ROOT}.tmp/bench/${started.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}.json`
 
 function build() {
   // The instruments and the native ceiling are Rust examples of the engine crate.
   execFileSync('cargo', ['build', '--release', '--examples', '-p', 'udpcom-engine'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
-  for (const name of ['stamp_receiver', 'udp_load', 'native_bench']) {
+  for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender']) {
     if (!existsSync(BIN(name))) throw new Error(`missing ${BIN(name)}`)
   }
   if (!existsSync(`${ROOT}udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
@@ -57,8 +64,10 @@ async function main() {
     cpu: `${cpus().length} × ${cpus()[0].model.trim()}`,
     kernel: release(),
     node: process.version,
-    started: new Date().toISOString(),
+    started: started.toISOString(),
     loadavgStart: loadavg(),
+    env: environment(),
+    rawJson: relative(ROOT, jsonPath),
   }
   const rows = []
   const raw = {}
@@ -67,13 +76,15 @@ async function main() {
   const monitor = new NoiseMonitor()
   for (const [number, name] of SECTIONS) {
     if (only && !only.has(number)) continue
-    const started = Date.now()
+    const sectionStarted = Date.now()
     process.stderr.write(`bench: ${number}. ${name}${opts.smoke ? ' (smoke)' : ''} ... `)
+    monitor.take() // what happened before this section is not its noise
     const section = await import(`./${name}.mjs`)
     const result = await section.run({ smoke: opts.smoke, callgrind: !opts.smoke && !opts['no-callgrind'] })
-    timings[name] = (Date.now() - started) / 1000
+    timings[name] = (Date.now() - sectionStarted) / 1000
     noise[number] = monitor.take()
-    process.stderr.write(`${timings[name].toFixed(1)} s; other processes used ${(noise[number].otherCpuShare * 100).toFixed(0)}% of the CPUs\n`)
+    process.stderr.write(`${timings[name].toFixed(1)} s; other processes used ${(noise[number].otherCpuShare * 100).toFixed(0)}% of the CPUs, ` +
+      `steal ${(noise[number].steal.cpu * 100).toFixed(1)}%\n`)
     rows.push(...result.rows)
     raw[name] = result.raw
   }
@@ -81,8 +92,9 @@ async function main() {
   machine.loadavgEnd = loadavg()
   machine.noise = noise
   machine.finished = new Date().toISOString()
-  mkdirSync(dirname(opts.json), { recursive: true })
-  writeFileSync(opts.json, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings, noise }, null, 1))
+  mkdirSync(dirname(jsonPath), { recursive: true })
+  writeFileSync(jsonPath, JSON.stringify({ machine, smoke: opts.smoke, rows, raw, timings, noise }, null, 1))
+  process.stderr.write(`bench: raw results in ${jsonPath}\n`)
   const table = formatTable({ machine, rows, smoke: opts.smoke })
   console.log(table)
   if (opts.readme) {

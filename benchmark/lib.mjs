@@ -4,9 +4,9 @@
 // Every measurement runs in child processes so that each side has its own event loop and
 // CPU placement. Children talk line by line: `READY <port>` once listening, then one JSON
 // line per result; commands (`report`, `quit`) go to their stdin.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { createRequire } from 'node:module'
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleepMs } from 'node:timers/promises'
@@ -26,10 +26,33 @@ export const sleep = sleepMs
  */
 export const CPU = { APP: 0, IO: 1, INSTRUMENT: 0 }
 
-/** A child process speaking the line protocol. */
+/** The SCHED_FIFO priority of udpcom's timed sender, and of the processes compared with it. */
+export const RT_PRIORITY = 80
+
+/**
+ * Whether this benchmark may start processes under SCHED_FIFO (`chrt -f`): root (or
+ * CAP_SYS_NICE) and the chrt tool. Null if it may, else why not.
+ */
+export const rtUnavailable = (() => {
+  let cached
+  return () => {
+    if (cached === undefined) {
+      const probe = spawnSync('chrt', ['-f', String(RT_PRIORITY), 'true'], { stdio: 'ignore' })
+      cached = probe.error ? 'chrt is not installed' : probe.status !== 0 ? 'SCHED_FIFO is not permitted (needs root or CAP_SYS_NICE)' : null
+    }
+    return cached
+  }
+})()
+
+/**
+ * A child process speaking the line protocol. `cpu` pins the whole process (taskset), `rt`
+ * runs it under SCHED_FIFO at that priority (chrt -f; every thread it creates inherits both).
+ */
 export class Child {
-  constructor(command, args, { cpu, name = command } = {}) {
-    const [cmd, argv] = cpu === undefined ? [command, args] : ['taskset', ['-c', String(cpu), command, ...args]]
+  constructor(command, args, { cpu, rt, name = command } = {}) {
+    let [cmd, argv] = [command, args]
+    if (cpu !== undefined) [cmd, argv] = ['taskset', ['-c', String(cpu), cmd, ...argv]]
+    if (rt !== undefined) [cmd, argv] = ['chrt', ['-f', String(rt), cmd, ...argv]]
     this.name = name
     this.proc = spawn(cmd, argv, { stdio: ['pipe', 'pipe', 'pipe'] })
     this.lines = []
@@ -145,9 +168,10 @@ export async function dgramSocket(port, options = {}) {
 export const tool = (name, args, options) => new Child(BIN(name), args.map(String), { name, ...options })
 
 /** A Node role of a benchmark section: `node <script> <role> '<json options>'`. */
-export const nodeRole = (script, role, options = {}, { cpu, nodeArgs = [] } = {}) =>
+export const nodeRole = (script, role, options = {}, { cpu, rt, nodeArgs = [] } = {}) =>
   new Child(process.execPath, [...nodeArgs, fileURLToPath(script), role, JSON.stringify(options)], {
     cpu,
+    rt,
     name: `${role}`,
   })
 
@@ -178,11 +202,61 @@ export function blockFor(ms) {
   while (now() < end);
 }
 
-export const median = (values) => {
+export const median = (values) => summarize(values).median
+
+/**
+ * Median (of an even count, the lower of the two middle values), smallest and largest of the
+ * repeats' values. A repeat that gave no number (it failed, or measured nothing) is not dropped
+ * silently: `failed` counts it.
+ */
+export function summarize(values) {
   const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
-  return sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)]
+  return {
+    median: sorted.length === 0 ? NaN : sorted[Math.floor((sorted.length - 1) / 2)],
+    min: sorted.length === 0 ? NaN : sorted[0],
+    max: sorted.length === 0 ? NaN : sorted.at(-1),
+    n: sorted.length,
+    failed: values.length - sorted.length,
+  }
 }
 
+/**
+ * Runs one repeat of a measurement. If it throws, the failure is kept as `{ failed: message }`
+ * (and said on stderr) instead of ending the benchmark, so the sample shows it.
+ */
+export async function attempt(what, measure) {
+  try {
+    return await measure()
+  } catch (error) {
+    const message = String(error?.message ?? error)
+    process.stderr.write(`\nbench: ${what} failed: ${message.split('\n')[0]}\n`)
+    return { failed: message }
+  }
+}
+
+/** How many of the runs failed (see attempt). */
+export const failedRuns = (runs) => runs.filter((r) => r?.failed !== undefined).length
+
+/** The runs that did not fail. */
+export const goodRuns = (runs) => runs.filter((r) => r?.failed === undefined)
+
+/** a / b, or NaN unless both are positive finite numbers: a zero result never divides. */
+export const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && a > 0 && b > 0 ? a / b : NaN)
+
+/**
+ * A row's verdict: null (inconclusive) when a figure it rests on is missing, with a note that
+ * says which; else whether `condition` holds.
+ */
+export function verdict(condition, figures, notes = []) {
+  const missing = Object.entries(figures).filter(([, v]) => !Number.isFinite(v)).map(([k]) => k)
+  if (missing.length > 0) return { met: null, note: [...notes, `not measured: ${missing.join(', ')}`].join('; ') }
+  return { met: Boolean(condition), note: notes.length > 0 ? notes.join('; ') : undefined }
+}
+
+/** The note for a row whose sample lost repeats: "2 of 5 repeats failed". */
+export function failureNote(failed, total, what = '') {
+  return failed > 0 ? `${failed} of ${total} ${what}${what ? ' ' : ''}repeats failed (see the raw JSON)` : null
+}
 /** Nearest-rank percentile of an unsorted array of numbers. */
 export function percentile(values, q) {
   const sorted = Float64Array.from(values).sort()
@@ -197,6 +271,41 @@ export async function freePort() {
   const { port } = socket.address()
   await new Promise((resolve) => socket.close(resolve))
   return port
+}
+
+/** CPU time (ns) of each thread of this process: [{ tid, comm, ns }]. */
+function threadTimes() {
+  const times = []
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
+      times.push({ tid: Number(tid), comm, ns: Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]) })
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return times
+}
+
+/**
+ * Inside a role: starts measuring this process's CPU time; the function it returns gives the
+ * CPU time since then: the whole process (every thread, those that ended included:
+ * process.cpuUsage), the JavaScript thread (the main thread) and udpcom's workers by name
+ * (schedstat, exact ns).
+ */
+export function cpuMeter() {
+  const usage = process.cpuUsage()
+  const before = new Map(threadTimes().map((t) => [t.tid, t.ns]))
+  return () => {
+    const { user, system } = process.cpuUsage(usage)
+    const result = { processNs: (user + system) * 1000, jsNs: 0, workersNs: {} }
+    for (const t of threadTimes()) {
+      const ns = t.ns - (before.get(t.tid) ?? 0)
+      if (t.tid === process.pid) result.jsNs = ns
+      else if (t.comm.startsWith('udpcom-')) result.workersNs[t.comm] = (result.workersNs[t.comm] ?? 0) + ns
+    }
+    return result
+  }
 }
 
 /** CPU time (ns) of this process's threads whose name starts with `prefix` (all: ''), and
@@ -225,7 +334,8 @@ export function threadCpuNs(prefix = '') {
 }
 
 // Formatting.
-export const fmtPps = (v) => (Number.isFinite(v) ? `${Math.round(v / 1000).toLocaleString('en-US')}k pps` : 'n/a')
+export const fmtPps = (v) => (Number.isFinite(v) ? `${fmtKilo(v)} pps` : 'n/a')
+const fmtKilo = (v) => (Number.isFinite(v) ? `${Math.round(v / 1000).toLocaleString('en-US')}k` : 'n/a')
 export const fmtNs = (v) => {
   if (!Number.isFinite(v)) return 'n/a'
   const a = Math.abs(v)
@@ -236,6 +346,106 @@ export const fmtNs = (v) => {
 }
 export const fmtLat = (s) => (s ? `${fmtNs(s.p50)} / ${fmtNs(s.p99)} / ${fmtNs(s.p999)} / ${fmtNs(s.max)}` : 'n/a')
 export const fmtRatio = (v) => (Number.isFinite(v) ? `${v >= 10 ? v.toFixed(0) : v.toFixed(2)}×` : 'n/a')
+/** The median of a summary with its range across the repeats: "median (min–max)". */
+export const fmtSpread = (s, fmt) => {
+  if (s.n <= 1) return fmt(s.median)
+  // Packet rates: "230k pps (228k–240k)".
+  const range = fmt === fmtPps ? fmtKilo : fmt
+  return `${fmt(s.median)} (${range(s.min)}–${range(s.max)})`
+}
+/** Lateness or round-trip percentiles across repeats: the median of each, the range of the p99,
+ * and the worst maximum of any repeat (a median of maxima would hide the worst). */
+export function fmtPercentiles(runs, keys = ['p50', 'p99', 'p999']) {
+  const parts = keys.map((k) => (k === 'p99' ? fmtSpread(summarize(runs.map((r) => r[k])), fmtNs) : fmtNs(summarize(runs.map((r) => r[k])).median)))
+  return `${parts.join(' / ')} / ${fmtNs(summarize(runs.map((r) => r.max)).max)}`
+}
+export const fmtCount = (v) => (Number.isFinite(v) ? v.toLocaleString('en-US') : 'n/a')
+/** CPU time per packet, from the figures of several repeats. */
+export const fmtCpu = (values) => `CPU ${fmtSpread(summarize(values), fmtNs)}/packet`
+
+const readText = (path) => {
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch {
+    return null
+  }
+}
+
+/**
+ * What the figures depend on besides the code: CPU frequency governor, clocksource, CPUs
+ * taken away from the scheduler (isolcpus, nohz_full), RT throttling, socket buffer limits,
+ * and the commit the addon was built from.
+ */
+export function environment() {
+  const cmdline = readText('/proc/cmdline') ?? ''
+  const bootParam = (name) => new RegExp(`(?:^|\\s)${name}=(\\S+)`).exec(cmdline)?.[1] ?? null
+  const governors = new Set()
+  for (let cpu = 0; cpu < cpus().length; cpu++) {
+    governors.add(readText(`/sys/devices/system/cpu/cpu${cpu}/cpufreq/scaling_governor`) ?? 'none (no cpufreq)')
+  }
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+    } catch {
+      return null
+    }
+  }
+  const addon = `${ROOT}udpcom.linux-x64-gnu.node`
+  return {
+    governor: [...governors].join(', '),
+    clocksource: readText('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
+    isolcpus: readText('/sys/devices/system/cpu/isolated') || bootParam('isolcpus') || 'none',
+    nohzFull: readText('/sys/devices/system/cpu/nohz_full') || bootParam('nohz_full') || 'none',
+    schedRtRuntimeUs: Number(readText('/proc/sys/kernel/sched_rt_runtime_us')),
+    schedRtPeriodUs: Number(readText('/proc/sys/kernel/sched_rt_period_us')),
+    rmemMax: Number(readText('/proc/sys/net/core/rmem_max')),
+    wmemMax: Number(readText('/proc/sys/net/core/wmem_max')),
+    commit: git('rev-parse', '--short=12', 'HEAD') ?? 'unknown (not a git checkout)',
+    // Tracked files changed since that commit: the build is then not exactly the commit.
+    dirty: (git('status', '--porcelain', '--untracked-files=no') ?? '') !== '',
+    addonBuilt: existsSync(addon) ? statSync(addon).mtime.toISOString() : null,
+  }
+}
+
+/**
+ * The receive buffer the kernel gave the UDP socket bound to 127.0.0.1:port, as `ss` sees it
+ * from outside the process (skmem rb: bytes, twice what was asked, as the kernel reports it).
+ */
+export function socketRecvBuffer(port) {
+  try {
+    const out = execFileSync('ss', ['-u', '-a', '-m', '-n', '-H', `sport = :${port}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    const rb = /rb(\d+)/.exec(out)
+    return rb ? Number(rb[1]) : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Makes net.core.rmem_max at least `bytes` for a while, so that a process that can only ask
+ * (SO_RCVBUF, as node:dgram does) gets the buffer a privileged one forces (SO_RCVBUFFORCE, as
+ * udpcom does). Returns { before, during, restore() }; nothing changes when it is already
+ * large enough or when this process may not change it (then `during` is what it stays).
+ */
+export function raiseRmemMax(bytes) {
+  const path = '/proc/sys/net/core/rmem_max'
+  const before = Number(readText(path))
+  if (before >= bytes) return { before, during: before, restore: () => {} }
+  try {
+    writeFileSync(path, String(bytes))
+  } catch {
+    return { before, during: before, restore: () => {} }
+  }
+  const restore = () => {
+    try {
+      writeFileSync(path, String(before))
+    } catch {
+      // Nothing more can be done; the value is in the raw results.
+    }
+  }
+  process.once('exit', restore)
+  return { before, during: bytes, restore }
+}
 
 /**
  * What the rest of the machine is doing: CPU time (clock ticks) of every process outside this
@@ -285,10 +495,27 @@ export function machineSnapshot(rootPid = process.pid) {
   return { at: Number(process.hrtime.bigint()), ticks, rt }
 }
 
-/** Samples machineSnapshot every second; `take()` returns what other processes did since. */
+/** /proc/stat's CPU lines: per CPU (and 'cpu', all), [steal, total] in clock ticks. */
+function cpuTicks() {
+  const ticks = {}
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    if (!line.startsWith('cpu')) continue
+    const [name, ...fields] = line.split(/\s+/)
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    const values = fields.slice(0, 8).map(Number)
+    ticks[name] = [values[7], values.reduce((a, b) => a + b, 0)]
+  }
+  return ticks
+}
+
+/**
+ * Samples machineSnapshot every second; `take()` returns what other processes did since, and
+ * the share of time the hypervisor took the CPUs away (steal time, from /proc/stat).
+ */
 export class NoiseMonitor {
   constructor() {
     this.last = machineSnapshot()
+    this.ticks0 = cpuTicks()
     this.reset()
     this.timer = setInterval(() => this.sample(), 1000)
     this.timer.unref()
@@ -307,11 +534,21 @@ export class NoiseMonitor {
     this.last = next
   }
 
-  /** { otherCpuShare: 0..1 of all CPUs, otherRtThreads: [...] } since the last take(). */
+  /**
+   * { otherCpuShare: 0..1 of all CPUs, otherRtThreads: [...], steal: { cpu: 0..1, cpu0: ... } }
+   * since the last take().
+   */
   take() {
     this.sample()
     const seconds = (this.last.at - this.since) / 1e9
-    const result = { otherCpuShare: this.ticks / 100 / seconds / cpus().length, otherRtThreads: [...this.rt] }
+    const ticks = cpuTicks()
+    const steal = {}
+    for (const [name, [stolen, total]] of Object.entries(ticks)) {
+      const [stolen0, total0] = this.ticks0[name] ?? [0, 0]
+      steal[name] = total > total0 ? (stolen - stolen0) / (total - total0) : 0
+    }
+    this.ticks0 = ticks
+    const result = { otherCpuShare: this.ticks / 100 / seconds / cpus().length, otherRtThreads: [...this.rt], steal }
     this.reset()
     return result
   }

@@ -5,6 +5,7 @@
 //! native_bench send    --port P --seconds S [--cpu C] [--worker-cpu W] [--size 64]
 //! native_bench receive [--cpu C] [--worker-cpu W]             (stdin: report | quit)
 //! native_bench echo    --local-port L --port P [--cpu C] [--worker-cpu W] [--priority N]
+//!                      [--inline-send]                        (stdin: quit)
 //! native_bench cost    [--calls 100000] [--rounds 7]
 //! ```
 //!
@@ -13,11 +14,15 @@
 //! - `receive`: a receive-only engine bound to 127.0.0.1:0 whose ring is drained by this
 //!   thread, woken by the engine's Notify, as JavaScript is. `report` prints what arrived since
 //!   the last report.
-//! - `echo`: sends every received packet back, as the JavaScript echo does.
+//! - `echo`: sends every received packet back, as the JavaScript echo does (with
+//!   `--inline-send`, the engine's `inlineSend`, as the benchmark's JavaScript echoes use). At
+//!   `quit` it prints the packets echoed and the CPU time used since `READY`.
 //! - `cost`: nanoseconds per `UdpEngine::send` and per packet of `UdpEngine::send_batch` (64
 //!   per call), the part of sendData/sendBatch below the binding.
 //!
-//! Each prints `READY <port>` once started and one JSON line per result.
+//! Each prints `READY <port>` once started and one JSON line per result; `cpuNs` in a result
+//! is the CPU time of the whole process (every thread, the engine's workers included) over
+//! what the result covers.
 
 mod common;
 
@@ -71,6 +76,7 @@ fn main() {
         cpu: num("worker-cpu"),
         priority: num("priority"),
         capacity,
+        inline_send: args.contains_key("inline-send").then_some(true),
         ..Default::default()
     };
     match mode.as_str() {
@@ -79,6 +85,7 @@ fn main() {
             ready(&e);
             let seconds: f64 = get("seconds", "2").parse().unwrap();
             let mut payload = vec![0u8; get("size", "64").parse().unwrap()];
+            let cpu_start = common::process_cpu_ns();
             let start = now_ns();
             let end = start + (seconds * 1e9) as u64;
             let mut queued = 0u64;
@@ -94,9 +101,10 @@ fn main() {
                 std::thread::sleep(Duration::from_millis(1));
             }
             let span = now_ns() - start;
+            let cpu = common::process_cpu_ns() - cpu_start;
             let s = e.stats().unwrap();
             println!(
-                "{{\"queued\":{queued},\"sent\":{},\"spanNs\":{span},\"sentPps\":{:.0},\"ringFull\":{},\"rtDemotions\":{}}}",
+                "{{\"queued\":{queued},\"sent\":{},\"spanNs\":{span},\"cpuNs\":{cpu},\"sentPps\":{:.0},\"ringFull\":{},\"rtDemotions\":{}}}",
                 s.packets_sent,
                 s.packets_sent as f64 * 1e9 / span as f64,
                 s.send_ring_full,
@@ -107,7 +115,8 @@ fn main() {
             let mut e = engine(0, 0, options(1.0, None));
             ready(&e);
             let inbox = commands();
-            let (mut count, mut max_seq, mut base) = (0u64, 0u32, e.stats().unwrap());
+            let (mut count, mut max_seq, mut base, mut cpu_base) =
+                (0u64, 0u32, e.stats().unwrap(), common::process_cpu_ns());
             loop {
                 e.begin_notification();
                 e.wait_for_receive(None);
@@ -122,13 +131,15 @@ fn main() {
                 match inbox.try_recv().ok().as_deref() {
                     Some("report") => {
                         let s = e.stats().unwrap();
+                        let cpu = common::process_cpu_ns();
                         println!(
-                            "{{\"count\":{count},\"maxSeq\":{max_seq},\"ringOverflow\":{},\"kernelDrops\":{}}}",
+                            "{{\"count\":{count},\"maxSeq\":{max_seq},\"ringOverflow\":{},\"kernelDrops\":{},\"cpuNs\":{}}}",
                             s.recv_ring_overflow - base.recv_ring_overflow,
-                            s.kernel_drops - base.kernel_drops
+                            s.kernel_drops - base.kernel_drops,
+                            cpu - cpu_base
                         );
                         std::io::stdout().flush().unwrap();
-                        (count, max_seq, base) = (0, 0, s);
+                        (count, max_seq, base, cpu_base) = (0, 0, s, cpu);
                     }
                     Some("quit") => break,
                     _ => std::thread::park_timeout(Duration::from_millis(5)),
@@ -141,9 +152,11 @@ fn main() {
                 get("port", "9").parse().unwrap(),
                 options(2.0, None),
             );
+            let cpu_start = common::process_cpu_ns();
             ready(&e);
             let inbox = commands();
             let mut packets: Vec<Vec<u8>> = Vec::new();
+            let mut echoed = 0u64;
             loop {
                 e.begin_notification();
                 e.wait_for_receive(None);
@@ -151,6 +164,7 @@ fn main() {
                     e.receive(usize::MAX, usize::MAX, |p| packets.push(p.payload.to_vec()));
                     for p in packets.drain(..) {
                         e.send(&p, 0).unwrap();
+                        echoed += 1;
                     }
                     continue;
                 }
@@ -159,6 +173,11 @@ fn main() {
                 }
                 std::thread::park_timeout(Duration::from_millis(5));
             }
+            println!(
+                "{{\"echoed\":{echoed},\"cpuNs\":{}}}",
+                common::process_cpu_ns() - cpu_start
+            );
+            std::io::stdout().flush().unwrap();
         }
         "cost" => cost(
             get("calls", "100000").parse().unwrap(),

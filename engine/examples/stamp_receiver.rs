@@ -13,7 +13,8 @@
 //!   when the packet enters the receive path, so they do not depend on when this process runs).
 //!   The stamps are CLOCK_REALTIME; they are converted to CLOCK_MONOTONIC with an offset that
 //!   is re-sampled every 10 ms from the narrowest of 7 (monotonic, realtime, monotonic) read
-//!   triples. Lateness = arrival − target.
+//!   triples. Lateness = arrival − target; `early` and `over1ms` count the datagrams that
+//!   arrived before their target and more than 1 ms after it.
 //! - `count`: counts datagrams (recvmmsg, no stamps) for throughput measurements.
 //!
 //! Commands on stdin, one per line: `report` prints the result so far as one JSON line and
@@ -124,7 +125,7 @@ impl Measurement {
         };
         format!(
             "{{\"mode\":\"{mode}\",\"count\":{},\"bytes\":{},\"spanNs\":{span},\"ratePps\":{rate:.0},\
-             \"maxSeq\":{},\"outOfOrder\":{},\"stamped\":{},\"early\":{},\
+             \"maxSeq\":{},\"outOfOrder\":{},\"stamped\":{},\"early\":{},\"over1ms\":{},\
              \"minNs\":{},\"p50Ns\":{},\"p99Ns\":{},\"p999Ns\":{},\"maxNs\":{},\
              \"offsetWidthMaxNs\":{},\"offsetDriftMaxNs\":{}}}",
             self.count,
@@ -133,6 +134,7 @@ impl Measurement {
             self.out_of_order,
             l.len(),
             l.iter().filter(|&&x| x < 0).count(),
+            l.iter().filter(|&&x| x > 1_000_000).count(),
             l.first().map_or("null".into(), |x| x.to_string()),
             pct(0.5),
             pct(0.99),

@@ -21,36 +21,13 @@ use std::io::Write;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
-const NS: u64 = 1_000_000_000;
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * NS + ts.tv_nsec as u64
-}
-
-fn sleep_until(deadline_ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (deadline_ns / NS) as i64,
-        tv_nsec: (deadline_ns % NS) as i64,
-    };
-    // SAFETY: valid timespec; a null remainder is allowed for absolute sleeps.
-    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
-}
+use common::{now_ns, percentile, sleep_until};
 
 /// Pins the thread and sets its timer slack to 1 ns, so paced sleeps are not rounded up.
 fn pin(cpu: usize) {
     common::pin(cpu);
     // SAFETY: PR_SET_TIMERSLACK takes a plain integer.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1) };
-}
-
-fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 fn main() {

@@ -1,4 +1,5 @@
-//! What the example programs share: their `--name value` arguments and pinning to a CPU.
+//! What the example programs share: their `--name value` arguments, pinning to a CPU, the
+//! clocks they read and the absolute sleep they pace themselves with.
 //! Plain std and libc, no udpcom code, so the instruments stay independent of what they
 //! measure. Each program uses part of it.
 #![allow(dead_code)]
@@ -29,4 +30,42 @@ pub fn pin(cpu: usize) {
             panic!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
         }
     }
+}
+
+const NS: u64 = 1_000_000_000;
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer for the call.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * NS + ts.tv_nsec as u64
+}
+
+/// CLOCK_MONOTONIC in ns (the clock udpcom's targets and node's process.hrtime use).
+pub fn now_ns() -> u64 {
+    clock_ns(libc::CLOCK_MONOTONIC)
+}
+
+/// CPU time this process has used so far, every thread (ended ones included), in ns.
+pub fn process_cpu_ns() -> u64 {
+    clock_ns(libc::CLOCK_PROCESS_CPUTIME_ID)
+}
+
+/// Sleeps until `deadline_ns` on CLOCK_MONOTONIC (an absolute deadline, so that lateness does
+/// not add up). An interrupted sleep returns early: callers that need the deadline spin after.
+pub fn sleep_until(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / NS) as i64,
+        tv_nsec: (deadline_ns % NS) as i64,
+    };
+    // SAFETY: a valid timespec; a null remainder is allowed for absolute sleeps.
+    unsafe { libc::clock_nanosleep(libc::CLOCK_MONOTONIC, libc::TIMER_ABSTIME, &ts, std::ptr::null_mut()) };
+}
+
+/// Nearest-rank percentile `q` (0..=1) of sorted values; 0 for none.
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
