@@ -38,9 +38,10 @@ export interface UdpComOptions {
    */
   napNs?: number
   /**
-   * Lock memory into RAM at start so the packet path takes no page faults: true or 'rings'
-   * (mlock the rings), 'all' (mlockall(MCL_CURRENT | MCL_FUTURE): the whole process); default
-   * false.
+   * Lock memory into RAM at start so the packet path takes no page faults: true or 'rings' (the
+   * rings and receive buffers), 'all' (also the worker stacks and every file-backed mapping:
+   * the code and data of Node, its libraries and the addon; never V8's heap, which V8 could then
+   * not give back to the kernel); default false.
    */
   lockMemory?: boolean | 'rings' | 'all'
   /**

@@ -40,6 +40,7 @@ fn main() {
     ThreadSetup {
         cpu: Some(get("cpu", 1) as usize),
         priority,
+        lock_stack: false,
     }
     .apply()
     .expect("thread set-up (pinning, SCHED_FIFO) failed");

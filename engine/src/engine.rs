@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
+use crate::memlock;
 use crate::error::{Error, Result};
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::ring::{packet_ring, Consumer, Producer};
@@ -183,6 +184,7 @@ impl UdpEngine {
             let setup = ThreadSetup {
                 cpu: self.config.cpu,
                 priority: self.config.priority,
+                lock_stack: self.config.lock_memory == LockMemory::All,
             };
             match spawn_worker("udpcom-send", setup, sender, |s| s.ring, Sender::run) {
                 Ok(handle) => self.sender = Some(handle),
@@ -217,6 +219,7 @@ impl UdpEngine {
             let setup = ThreadSetup {
                 cpu: self.config.receiver_cpu(),
                 priority: self.config.priority,
+                lock_stack: self.config.lock_memory == LockMemory::All,
             };
             let parts = |r: Receiver| (r.receive, r.tx_stamps);
             match spawn_worker("udpcom-recv", setup, receiver, parts, Receiver::run) {
@@ -275,7 +278,7 @@ impl UdpEngine {
                 idle: Some(path),
             });
         }
-        if self.config.lock_memory == LockMemory::Rings {
+        if self.config.lock_memory != LockMemory::None {
             if let Some(side) = &self.send {
                 regions.extend(side.producer.regions());
             }
@@ -286,8 +289,14 @@ impl UdpEngine {
             sys::lock_regions(&regions).map_err(|e| lock_error(Error::from_io("mlock", &e, "rings")))?;
         }
         if self.config.lock_memory == LockMemory::All {
-            let flags = rustix::mm::MlockAllFlags::CURRENT | rustix::mm::MlockAllFlags::FUTURE;
-            rustix::mm::mlockall(flags).map_err(|e| lock_error(Error::from_io("mlockall", &e.into(), "")))?;
+            // The code and data of the process's files (see `memlock`); the workers lock their
+            // own stacks (ThreadSetup::lock_stack).
+            let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| Error::from_io("open", &e, "/proc/self/maps"))?;
+            let files: Vec<(*const u8, usize)> = memlock::file_mappings(&maps)
+                .into_iter()
+                .map(|(start, len)| (start as *const u8, len))
+                .collect();
+            sys::lock_regions(&files).map_err(|e| lock_error(Error::from_io("mlock", &e, "file mappings")))?;
         }
         Ok(())
     }
@@ -378,7 +387,10 @@ impl UdpEngine {
     fn queue(&mut self, payload: &[u8], deadline_ns: u64, destination: PeerAddr) -> Result<bool> {
         self.check_payload(payload.len())?;
         let meta = send_meta(deadline_ns, destination);
-        if self.config.inline_send && meta.deadline_ns <= meta.target_ns && self.send_inline(payload, &meta) {
+        // Inline only a packet that is due: no deadline, or one that has passed. (A timed packet's
+        // target is its deadline, so comparing the two would send it early.)
+        let due = meta.deadline_ns == 0 || meta.deadline_ns <= now_ns();
+        if self.config.inline_send && due && self.send_inline(payload, &meta) {
             return Ok(true);
         }
         let side = self.send.as_mut().expect("a running sender has rings");
@@ -714,10 +726,7 @@ impl Drop for UdpEngine {
 }
 
 fn lock_error(error: Error) -> Error {
-    error.with_hint(
-        "memory could not be locked. Raise the locked-memory limit (ulimit -l, or 'memlock' in \
-         /etc/security/limits.conf), grant CAP_IPC_LOCK, or start without lockMemory",
-    )
+    crate::rt::lock_hint(error)
 }
 
 fn send_meta(deadline_ns: u64, destination: PeerAddr) -> SendMeta {

@@ -69,6 +69,7 @@ mod clock;
 mod config;
 mod engine;
 mod errno;
+mod memlock;
 mod error;
 pub mod header;
 mod receiver;

@@ -19,6 +19,8 @@ pub struct ThreadSetup {
     pub cpu: Option<usize>,
     /// SCHED_FIFO priority (1..=99), or `None` for normal scheduling.
     pub priority: Option<i32>,
+    /// Lock the thread's stack into RAM (`lockMemory: 'all'`).
+    pub lock_stack: bool,
 }
 
 impl ThreadSetup {
@@ -29,6 +31,9 @@ impl ThreadSetup {
         let _ = rustix::thread::set_current_timer_slack(NonZeroU64::new(1));
         if let Some(cpu) = self.cpu {
             pin_to_cpu(cpu)?;
+        }
+        if self.lock_stack {
+            sys::lock_current_stack().map_err(|e| lock_hint(Error::from_io("mlock", &e, "thread stack")))?;
         }
         if let Some(priority) = self.priority {
             sys::set_fifo_priority(priority).map_err(|err| {
@@ -47,6 +52,14 @@ impl ThreadSetup {
         }
         Ok(())
     }
+}
+
+/// An mlock error with how to make locking possible.
+pub(crate) fn lock_hint(error: Error) -> Error {
+    error.with_hint(
+        "memory could not be locked. Raise the locked-memory limit (ulimit -l, or 'memlock' in \
+         /etc/security/limits.conf), grant CAP_IPC_LOCK, or start without lockMemory",
+    )
 }
 
 fn pin_to_cpu(cpu: usize) -> Result<()> {
@@ -241,6 +254,7 @@ mod tests {
             ThreadSetup {
                 cpu: Some(1023),
                 priority: None,
+                lock_stack: false,
             }
             .apply()
         })
@@ -258,6 +272,7 @@ mod tests {
             ThreadSetup {
                 cpu: Some(0),
                 priority: None,
+                lock_stack: false,
             }
             .apply()
         })

@@ -27,7 +27,7 @@ pub(crate) use ethtool::{enable_hardware_timestamping, ethtool_ts_info, interfac
 pub(crate) use mmsg::{send_many, Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH, RECV_BUFFER, SEND_BATCH};
 #[cfg(test)]
 pub(crate) use sched::current_scheduling;
-pub(crate) use sched::{lock_regions, set_fifo_priority, set_normal_scheduling};
+pub(crate) use sched::{lock_current_stack, lock_regions, set_fifo_priority, set_normal_scheduling};
 pub(crate) use sockopt::{enable_rxq_ovfl, set_timestamping, socket_drops};
 
 /// A C return value as a `Result`: negative means failure, with the reason in `errno`.

@@ -47,6 +47,26 @@ pub(crate) fn lock_regions(regions: &[(*const u8, usize)]) -> io::Result<()> {
     Ok(())
 }
 
+/// Locks the calling thread's whole stack into RAM (`pthread_getattr_np` gives its bounds).
+pub(crate) fn lock_current_stack() -> io::Result<()> {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    let (mut base, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: pthread_getattr_np initializes `attr` for the calling thread; it is read only
+    // after that succeeded and destroyed once; `base` and `size` are valid out-pointers.
+    unsafe {
+        let ret = libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr());
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        let ret = libc::pthread_attr_getstack(attr.as_ptr(), &mut base, &mut size);
+        libc::pthread_attr_destroy(attr.as_mut_ptr());
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+    }
+    lock_regions(&[(base.cast_const().cast(), size)])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
