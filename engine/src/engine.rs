@@ -14,8 +14,8 @@ use std::thread::JoinHandle;
 use crate::addr::PeerAddr;
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
-use crate::memlock;
 use crate::error::{Error, Result};
+use crate::memlock;
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::ring::{packet_ring, Consumer, Producer};
 use crate::rt::ThreadSetup;
@@ -291,7 +291,8 @@ impl UdpEngine {
         if self.config.lock_memory == LockMemory::All {
             // The code and data of the process's files (see `memlock`); the workers lock their
             // own stacks (ThreadSetup::lock_stack).
-            let maps = std::fs::read_to_string("/proc/self/maps").map_err(|e| Error::from_io("open", &e, "/proc/self/maps"))?;
+            let maps = std::fs::read_to_string("/proc/self/maps")
+                .map_err(|e| Error::from_io("open", &e, "/proc/self/maps"))?;
             let files: Vec<(*const u8, usize)> = memlock::file_mappings(&maps)
                 .into_iter()
                 .map(|(start, len)| (start as *const u8, len))
