@@ -27,6 +27,8 @@ pub mod code {
     pub const INTERNAL: &str = "ERR_UDPCOM_INTERNAL";
     /// Hardware timestamping was asked for and the interface or the permissions cannot give it.
     pub const HWTSTAMP_UNSUPPORTED: &str = "ERR_UDPCOM_HWTSTAMP_UNSUPPORTED";
+    /// A capture file (pcap or pcapng) is corrupt, truncated or of a kind that cannot be read.
+    pub const PCAP: &str = "ERR_UDPCOM_PCAP";
 }
 
 /// The JavaScript error class an [`Error`] becomes.
@@ -126,6 +128,16 @@ impl Error {
                 "hardware timestamping is not available on interface {interface}: {reason} \
                  (set timestampingFallback to 'software' or 'none' to continue without it)"
             ),
+        )
+    }
+
+    /// `Error [ERR_UDPCOM_PCAP]`: a capture file that cannot be read on from `offset_bytes`, as
+    /// `pcap: {what} at byte {offset_bytes}: {detail}` ("pcap: truncated block at byte 1234: ...").
+    pub fn pcap(what: &str, offset_bytes: u64, detail: impl fmt::Display) -> Self {
+        Self::new(
+            code::PCAP,
+            ErrorClass::Error,
+            format!("pcap: {what} at byte {offset_bytes}: {detail}"),
         )
     }
 

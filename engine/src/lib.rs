@@ -36,6 +36,7 @@ pub mod config;
 pub mod engine;
 mod errno;
 pub mod error;
+pub mod pcap;
 pub mod receiver;
 pub mod ring;
 pub mod rt;
