@@ -11,7 +11,7 @@ use super::{Datagram, SkipCounts, SkipReason, MAX_BLOCK_BYTES};
 use crate::error::{Error, Result};
 
 /// Bytes read from the source at a time; the buffer grows beyond it only for larger blocks.
-const INITIAL_BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const INITIAL_BUFFER_BYTES: usize = 256 * 1024;
 /// A pcapng section may describe at most this many interfaces (each costs a few dozen bytes
 /// of memory; the cap keeps a hostile file of tiny IDBs from growing the list without end).
 const MAX_INTERFACES_PER_SECTION: usize = 65_536;
@@ -683,8 +683,11 @@ impl<R: Read> Input<R> {
                     self.end -= self.start;
                     self.start = 0;
                 } else {
-                    let grown = (self.buf.len() * 2).clamp(INITIAL_BUFFER_BYTES, MAX_BLOCK_BYTES.max(wanted));
-                    self.buf.resize(grown, 0);
+                    let grown_len = (self.buf.len() * 2).clamp(INITIAL_BUFFER_BYTES, MAX_BLOCK_BYTES);
+                    // A zeroed allocation (calloc) rather than `resize`, which writes every byte.
+                    let mut grown = vec![0; grown_len];
+                    grown[..self.end].copy_from_slice(&self.buf[..self.end]);
+                    self.buf = grown;
                 }
                 continue;
             }
