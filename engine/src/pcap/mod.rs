@@ -9,8 +9,8 @@
 //! The reader takes any [`std::io::Read`] (a `File`, or `&[u8]` for a file held in memory) and
 //! hands out one [`Datagram`] at a time: its capture time in ns since the Unix epoch, source and
 //! destination addresses, UDP payload, where it sits in the file and its original length. It
-//! keeps one block in memory at a time (a buffer of 256 KiB that grows only as far as the
-//! largest block really present, at most [`MAX_BLOCK_BYTES`]), so a 10 GB capture reads in
+//! keeps one block in memory at a time (a buffer of up to 256 KiB that grows beyond it only
+//! as far as the largest block really present, at most [`MAX_BLOCK_BYTES`]), so a 10 GB capture reads in
 //! bounded memory.
 //!
 //! - Formats: pcap with microsecond or nanosecond stamps (magic `a1b2c3d4` / `a1b23c4d`, either
@@ -73,6 +73,7 @@ pub const MAX_BLOCK_BYTES: usize = 256 * 1024 * 1024;
 /// `payload` borrows the reader's buffer: it is valid until the next call to
 /// [`PcapReader::next_datagram`]; copy it to keep it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Datagram<'a> {
     /// Capture time, ns since the Unix epoch. Exact for pcap files and for pcapng interfaces
     /// whose `if_tsresol` is 10^-9 or coarser; finer or power-of-2 resolutions are rounded down

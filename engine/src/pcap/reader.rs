@@ -10,8 +10,10 @@ use super::decode::udp_in_frame;
 use super::{Datagram, SkipCounts, SkipReason, MAX_BLOCK_BYTES};
 use crate::error::{Error, Result};
 
-/// Bytes read from the source at a time; the buffer grows beyond it only for larger blocks.
+/// The buffer's working size: it starts at [`FIRST_BUFFER_BYTES`], doubles up to this as data
+/// comes, and grows beyond it only for larger blocks.
 pub(crate) const INITIAL_BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const FIRST_BUFFER_BYTES: usize = 4 * 1024;
 /// A pcapng section may describe at most this many interfaces (each costs a few dozen bytes
 /// of memory; the cap keeps a hostile file of tiny IDBs from growing the list without end).
 const MAX_INTERFACES_PER_SECTION: usize = 65_536;
@@ -608,9 +610,10 @@ fn describe_pcap_error(error: &PcapError<&[u8]>) -> String {
 
 /// The source and a buffer holding the bytes from the current offset on.
 ///
-/// The buffer starts at [`INITIAL_BUFFER_BYTES`] and doubles only when it is full of data
-/// that a block still needs, so it never exceeds twice the largest block really present
-/// (a length field alone makes it grow by at most one doubling past what was read).
+/// The buffer doubles from [`FIRST_BUFFER_BYTES`] to [`INITIAL_BUFFER_BYTES`] as data is read,
+/// and beyond that only when it is full of data that one block still needs; so it never
+/// exceeds twice the largest block really present (a length field alone makes it grow by at
+/// most one doubling past what was read).
 struct Input<R> {
     source: R,
     buf: Vec<u8>,
@@ -666,7 +669,7 @@ impl<R: Read> Input<R> {
             self.end = 0;
             // After a large block, give the memory back.
             if self.buf.len() > 4 * INITIAL_BUFFER_BYTES {
-                self.buf = vec![0; INITIAL_BUFFER_BYTES];
+                self.buf = Vec::new();
             }
         }
     }
@@ -682,8 +685,11 @@ impl<R: Read> Input<R> {
                     self.buf.copy_within(self.start..self.end, 0);
                     self.end -= self.start;
                     self.start = 0;
-                } else {
-                    let grown_len = (self.buf.len() * 2).clamp(INITIAL_BUFFER_BYTES, MAX_BLOCK_BYTES);
+                }
+                // Grow when the buffer is full of needed data, and while it is below its
+                // working size (so a small input never costs a large buffer).
+                if self.end == self.buf.len() || self.buf.len() < INITIAL_BUFFER_BYTES {
+                    let grown_len = (self.buf.len() * 2).clamp(FIRST_BUFFER_BYTES, MAX_BLOCK_BYTES);
                     // A zeroed allocation (calloc) rather than `resize`, which writes every byte.
                     let mut grown = vec![0; grown_len];
                     grown[..self.end].copy_from_slice(&self.buf[..self.end]);
