@@ -41,12 +41,30 @@ fn is_root(test: &str) -> bool {
     root
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("udpcom-pcap-tools-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    // A capture tool that drops privileges must be able to write here.
-    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
-    dir.join(name)
+/// A directory for one test's files, removed when the test passes (kept for a look when it
+/// fails).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("udpcom-pcap-tools-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A capture tool that drops privileges must be able to write here.
+        let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 fn realtime_ns() -> u64 {
@@ -246,8 +264,9 @@ fn tool_captures_are_read_exactly(tool: &Tool, test: &str) {
     if !is_root(test) {
         return;
     }
+    let scratch = Scratch::new(test);
     for family in ["127.0.0.1", "[::1]"] {
-        let path = scratch(&format!("{}-{}.{}", tool.name, family.len(), tool.file_extension));
+        let path = scratch.file(&format!("{}-{}.{}", tool.name, family.len(), tool.file_extension));
         let start = |port: u16| {
             let args = tool.args.iter().map(|arg| {
                 arg.replace("{port}", &port.to_string())
@@ -335,12 +354,12 @@ fn write_file(path: &Path, format: CaptureFormat, link: LinkType, datagrams: &[W
     writer.finish().unwrap();
 }
 
-/// `datagrams` written in every format and link type, into files named after `reader`.
-fn written_files(reader: &str, datagrams: &[Written]) -> Vec<(CaptureFormat, LinkType, PathBuf)> {
+/// `datagrams` written in every format and link type, into files in `scratch`.
+fn written_files(scratch: &Scratch, datagrams: &[Written]) -> Vec<(CaptureFormat, LinkType, PathBuf)> {
     let mut files = Vec::new();
     for format in [CaptureFormat::Pcap, CaptureFormat::Pcapng] {
         for link in [LinkType::RawIp, LinkType::Ethernet] {
-            let path = scratch(&format!("for-{reader}-{format:?}-{link:?}.cap"));
+            let path = scratch.file(&format!("{format:?}-{link:?}.cap"));
             write_file(&path, format, link, datagrams);
             files.push((format, link, path));
         }
@@ -375,7 +394,8 @@ fn tshark_reads_what_the_writer_writes() {
         return;
     };
     let datagrams = datagrams_to_write();
-    for (format, link, path) in written_files("tshark", &datagrams) {
+    let scratch = Scratch::new("tshark_reads");
+    for (format, link, path) in written_files(&scratch, &datagrams) {
         let fields = [
             "frame.time_epoch",
             "ip.src",
@@ -462,7 +482,8 @@ fn tcpdump_reads_what_the_writer_writes() {
         return;
     };
     let datagrams = datagrams_to_write();
-    for (format, link, path) in written_files("tcpdump", &datagrams) {
+    let scratch = Scratch::new("tcpdump_reads");
+    for (format, link, path) in written_files(&scratch, &datagrams) {
         let output = run_tool(Command::new(&tcpdump).args(["-r"]).arg(&path).args([
             "-nn",
             "-tt",
