@@ -292,3 +292,4 @@ fn write_fuzz_seeds() {
         std::fs::write(std::path::Path::new(&dir).join(format!("seed-{index:02}")), file).unwrap();
     }
 }
+

@@ -91,10 +91,22 @@ struct Interface {
     link: u32,
     /// 0: no limit.
     snaplen: u32,
-    /// Timestamp units per second (10^n or 2^n, from `if_tsresol`).
-    units_per_second: u128,
+    /// How timestamp units become ns (from `if_tsresol`).
+    time_base: TimeBase,
     /// `if_tsoffset`: seconds added to every timestamp.
     offset_seconds: i64,
+}
+
+/// The unit of an interface's timestamps. A u128 division costs more than parsing a block,
+/// so each resolution gets the cheapest exact way.
+#[derive(Clone, Copy, Debug)]
+enum TimeBase {
+    /// A whole number of ns per unit: 10^-n s for n <= 9.
+    NsPerUnit(u64),
+    /// 2^-n s: ns = units × 10^9 >> n (rounded down).
+    PowerOfTwo(u32),
+    /// 10^-n s for n > 9: ns = units × 10^9 / 10^n (rounded down).
+    UnitsPerSecond(u128),
 }
 
 /// What one record or block held; sizes are of the whole record or block, in bytes.
@@ -543,7 +555,8 @@ fn interface_of(section: &Section, interface_id: u32, offset: u64, kind: &str) -
 /// `if_tsresol` (option 9) is one byte: bit 7 clear, 10^-n seconds; set, 2^-n. `if_tsoffset`
 /// (option 14) is a signed 64-bit count of seconds in the section's byte order.
 fn interface_from(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> std::result::Result<Interface, String> {
-    let mut units_per_second: u128 = 1_000_000;
+    // Microseconds when the option is absent.
+    let mut time_base = TimeBase::NsPerUnit(1_000);
     let mut offset_seconds: i64 = 0;
     for option in &idb.options {
         let value = option
@@ -554,12 +567,15 @@ fn interface_from(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> std:
                 return Err("if_tsresol is empty".to_string());
             };
             let exponent = u32::from(tsresol & 0x7f);
-            units_per_second = if tsresol & 0x80 == 0 {
-                10u128
-                    .checked_pow(exponent)
-                    .ok_or_else(|| format!("if_tsresol 10^-{exponent} is finer than this reader can count"))?
+            time_base = if tsresol & 0x80 != 0 {
+                TimeBase::PowerOfTwo(exponent)
+            } else if exponent <= 9 {
+                TimeBase::NsPerUnit(10u64.pow(9 - exponent))
             } else {
-                1u128 << exponent
+                let units_per_second = 10u128
+                    .checked_pow(exponent)
+                    .ok_or_else(|| format!("if_tsresol 10^-{exponent} is finer than this reader can count"))?;
+                TimeBase::UnitsPerSecond(units_per_second)
             };
         } else if option.code == OptionCode::IfTsoffset {
             let bytes: [u8; 8] = value
@@ -576,7 +592,7 @@ fn interface_from(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> std:
     Ok(Interface {
         link: u32::from(idb.linktype.0 as u16),
         snaplen: idb.snaplen,
-        units_per_second,
+        time_base,
         offset_seconds,
     })
 }
@@ -584,8 +600,12 @@ fn interface_from(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> std:
 /// A pcapng timestamp in ns since the epoch: `units` at the interface's resolution plus its
 /// offset, rounded down to the ns; `None` if it does not fit a u64 or falls before 1970.
 fn timestamp_ns(units: u64, interface: &Interface) -> Option<u64> {
-    // units < 2^64 and 10^9 < 2^30: the product fits a u128.
-    let since_offset_ns = u128::from(units) * u128::from(NS_PER_SECOND) / interface.units_per_second;
+    // units < 2^64 and 10^9 < 2^30: every product fits a u128.
+    let since_offset_ns = match interface.time_base {
+        TimeBase::NsPerUnit(ns_per_unit) => u128::from(units) * u128::from(ns_per_unit),
+        TimeBase::PowerOfTwo(exponent) => (u128::from(units) * u128::from(NS_PER_SECOND)) >> exponent,
+        TimeBase::UnitsPerSecond(units_per_second) => u128::from(units) * u128::from(NS_PER_SECOND) / units_per_second,
+    };
     let offset_ns = i128::from(interface.offset_seconds) * i128::from(NS_PER_SECOND);
     let total_ns = i128::try_from(since_offset_ns).ok()? + offset_ns;
     u64::try_from(total_ns).ok()
