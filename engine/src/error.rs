@@ -32,6 +32,8 @@ pub mod code {
     pub const SOCKET_DGRAM_IS_CONNECTED: &str = "ERR_SOCKET_DGRAM_IS_CONNECTED";
     /// A port outside 1..=65535 where a destination port is needed (node:dgram's code).
     pub const SOCKET_BAD_PORT: &str = "ERR_SOCKET_BAD_PORT";
+    /// A capture file (pcap or pcapng) is corrupt, truncated or of a kind that cannot be read.
+    pub const PCAP: &str = "ERR_UDPCOM_PCAP";
 }
 
 /// The JavaScript error class an [`Error`] becomes.
@@ -151,6 +153,16 @@ impl Error {
             code::SOCKET_BAD_PORT,
             ErrorClass::RangeError,
             format!("{name} should be > 0 and < 65536. Received {received}."),
+        )
+    }
+
+    /// `Error [ERR_UDPCOM_PCAP]`: a capture file that cannot be read on from `offset_bytes`, as
+    /// `pcap: {what} at byte {offset_bytes}: {detail}` ("pcap: truncated block at byte 1234: ...").
+    pub fn pcap(what: &str, offset_bytes: u64, detail: impl fmt::Display) -> Self {
+        Self::new(
+            code::PCAP,
+            ErrorClass::Error,
+            format!("pcap: {what} at byte {offset_bytes}: {detail}"),
         )
     }
 

@@ -34,9 +34,10 @@
 //! batches), `sys::cmsg` (control messages, decoded and encoded), `sys::sockopt`,
 //! `sys::sched`, `sys::ethtool`. `sys` holds all of the crate's `unsafe` but the ring's memory.
 //!
-//! Two public modules are pure and usable on their own: [`header`] (the udpcom test header and
-//! the iperf 2 UDP header, on byte buffers) and [`analysis`] (per-stream loss, reordering,
-//! jitter, delay variation and latency of received test streams).
+//! Three public modules are pure and usable on their own: [`header`] (the udpcom test header and
+//! the iperf 2 UDP header, on byte buffers), [`analysis`] (per-stream loss, reordering,
+//! jitter, delay variation and latency of received test streams) and [`pcap`] (a streaming
+//! reader and a writer of pcap and pcapng capture files).
 //!
 //! ## When the kernel says no
 //!
@@ -72,6 +73,7 @@ mod errno;
 mod error;
 pub mod header;
 mod memlock;
+pub mod pcap;
 mod receiver;
 mod ring;
 mod rt;
