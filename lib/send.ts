@@ -3,7 +3,7 @@
 // JavaScript costs a few tens of ns per packet; reading each element through Node-API cost
 // about 870 instructions.
 
-import { invalidArgType, invalidArgValue, outOfRange } from './errors'
+import { invalidArgType, invalidArgValue, outOfRange, unreadable } from './errors'
 import { read } from './validate'
 
 /** The intrinsic TypedArray getters: a view's own `buffer` property (a getter) is never run. */
@@ -60,8 +60,16 @@ export function flattenPackets(packets: unknown, name = 'packets'): FlatBatch {
     let lengths = own && count <= sharedLengths.length ? sharedLengths : new Uint32Array(Math.max(count, 1))
     let offset = 0
     for (let i = 0; i < count; i++) {
-      const view = viewBytes(read(packets, i, `${name}[${i}]`), `${name}[${i}]`)
-      const length = view.length
+      let element: unknown
+      try {
+        element = packets[i]
+      } catch (exception) {
+        throw unreadable(`${name}[${i}]`, exception)
+      }
+      // The common case without a call or a string: a non-empty Uint8Array (or Buffer).
+      const view =
+        element instanceof Uint8Array && getByteLength.call(element) !== 0 ? element : viewBytes(element, `${name}[${i}]`)
+      const length = getByteLength.call(view)
       if (offset + length > bytes.length) {
         let size = bytes.length * 2
         while (size < offset + length) size *= 2
@@ -83,6 +91,11 @@ export function flattenPackets(packets: unknown, name = 'packets'): FlatBatch {
 
 const U64_LIMIT = 1n << 64n
 
+function badTimestamp(element: unknown, name: string): Error {
+  if (typeof element !== 'bigint') return invalidArgType(name, 'of type bigint', element)
+  return element < 0n ? outOfRange(name, '>= 0n', `${element}n`) : outOfRange(name, '< 2n ** 64n', `${element}n`)
+}
+
 /**
  * sendBatch's timestamps: a BigInt64Array or BigUint64Array as they are (the binding checks
  * their length and sign), an array of bigints copied into a BigUint64Array, `undefined` when
@@ -97,10 +110,13 @@ export function timestampArray(value: unknown, name = 'timestampsNs'): BigUint64
   const count = read(value, 'length', name) as number
   const stamps = new BigUint64Array(count)
   for (let i = 0; i < count; i++) {
-    const element = read(value, i, `${name}[${i}]`)
-    if (typeof element !== 'bigint') throw invalidArgType(`${name}[${i}]`, 'of type bigint', element)
-    if (element < 0n) throw outOfRange(`${name}[${i}]`, '>= 0n', `${element}n`)
-    if (element >= U64_LIMIT) throw outOfRange(`${name}[${i}]`, '< 2n ** 64n', `${element}n`)
+    let element: unknown
+    try {
+      element = value[i]
+    } catch (exception) {
+      throw unreadable(`${name}[${i}]`, exception)
+    }
+    if (typeof element !== 'bigint' || element < 0n || element >= U64_LIMIT) throw badTimestamp(element, `${name}[${i}]`)
     stamps[i] = element
   }
   return stamps
