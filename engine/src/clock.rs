@@ -24,7 +24,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::rt::RunBudget;
-use crate::time::{now_ns, sleep_until, MAX_SLEEP_CHUNK_NS};
+use crate::time::{now_ns, sleep_until, sleep_until_or_woken, WakeWord, MAX_SLEEP_CHUNK_NS};
 
 /// How long the sender busy-waits before each deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +132,8 @@ pub enum Wait {
     Reached,
     /// The stop flag was raised first.
     Stopped,
+    /// The wake word changed first (`wait_until_or_woken`).
+    Woken,
 }
 
 /// Waits for absolute deadlines: sleep until the spin window, then spin.
@@ -187,6 +189,30 @@ impl DeadlineWaiter {
     /// (checked at least every 20 ms while sleeping). Sleeping and spinning
     /// are reported to `budget`, which keeps a SCHED_FIFO thread clear of RT throttling.
     pub fn wait_until(&mut self, deadline_ns: u64, stop: &AtomicBool, budget: &mut RunBudget) -> Wait {
+        self.wait(deadline_ns, stop, None, budget)
+    }
+
+    /// Like [`Self::wait_until`], and returns early with [`Wait::Woken`] once `word` no longer
+    /// holds `seen` (the sender waiting for a stream's tick when a packet is queued).
+    pub(crate) fn wait_until_or_woken(
+        &mut self,
+        deadline_ns: u64,
+        stop: &AtomicBool,
+        word: &WakeWord,
+        seen: u32,
+        budget: &mut RunBudget,
+    ) -> Wait {
+        self.wait(deadline_ns, stop, Some((word, seen)), budget)
+    }
+
+    fn wait(
+        &mut self,
+        deadline_ns: u64,
+        stop: &AtomicBool,
+        wake: Option<(&WakeWord, u32)>,
+        budget: &mut RunBudget,
+    ) -> Wait {
+        let woken = || wake.is_some_and(|(word, seen)| word.current() != seen);
         let mut now = now_ns();
         // A SCHED_FIFO thread must sleep some of the time or the kernel throttles it; spinning
         // through every gap would leave it nothing but normal scheduling (see RunBudget). So
@@ -208,7 +234,15 @@ impl DeadlineWaiter {
             }
             let sleep_to = self.next_sleep_end(now, wake_at);
             budget.before_sleep(sleep_to - now);
-            sleep_until(sleep_to);
+            match wake {
+                Some((word, seen)) => {
+                    if sleep_until_or_woken(sleep_to, word, seen) {
+                        budget.slept(now_ns() - now);
+                        return Wait::Woken;
+                    }
+                }
+                None => sleep_until(sleep_to),
+            }
             self.sleeps += 1;
             let woke = now_ns();
             budget.slept(woke - now);
@@ -225,6 +259,9 @@ impl DeadlineWaiter {
             now = now_ns();
         }
         while now < deadline_ns {
+            if woken() {
+                return Wait::Woken;
+            }
             std::hint::spin_loop();
             let next = now_ns();
             if next - now > STALL_NS {

@@ -23,6 +23,7 @@ use crate::sender::{SendMeta, Sender};
 use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, Latencies, Stats};
+use crate::stream::{ActiveStream, StreamEnd, StreamSendStats, StreamShared, StreamSpec};
 use crate::sys::{self, ErrQueueBatch, RecvBatch};
 use crate::time::now_ns;
 use crate::timestamping::{self, SentLog, TimestampingInfo, TxRecord};
@@ -87,6 +88,10 @@ pub struct UdpEngine {
     delivery_latencies: Latencies,
     /// Send latency of the packets the JavaScript thread sent itself (`inlineSend`).
     inline_latencies: Latencies,
+    /// Every stream started on the instance, by id (their statistics outlive them).
+    streams: Vec<Arc<StreamShared>>,
+    /// The id the next stream gets unless it names one.
+    next_stream_id: u32,
 }
 
 impl UdpEngine {
@@ -106,6 +111,8 @@ impl UdpEngine {
             timestamping: None,
             delivery_latencies: Latencies::default(),
             inline_latencies: Latencies::default(),
+            streams: Vec::new(),
+            next_stream_id: 1,
         }
     }
 
@@ -180,6 +187,7 @@ impl UdpEngine {
                 nap_ns: self.config.nap_ns,
                 priority,
                 sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
+                streams: Vec::new(),
             };
             let setup = ThreadSetup {
                 cpu: self.config.cpu,
@@ -474,7 +482,63 @@ impl UdpEngine {
             if let Some(handle) = &self.sender {
                 handle.thread().unpark();
             }
+        } else if self.shared.sender_waits_for_stream.load(Ordering::Relaxed) {
+            // It sleeps until a stream's tick: this packet may be due first.
+            self.shared.sender_wake.wake();
         }
+    }
+
+    /// Starts a stream: the sender generates its packets from now on, on the same timing path
+    /// as queued packets. Returns its id (the udpcom header's stream id): `stream_id`, or the
+    /// next free number.
+    pub fn start_stream(&mut self, spec: &StreamSpec, stream_id: Option<u32>) -> Result<u32> {
+        let destination = self.check_can_send(spec.destination)?;
+        self.check_payload(spec.size)?;
+        let id = stream_id.unwrap_or(self.next_stream_id);
+        if self.streams.iter().any(|s| s.id == id && s.end() == StreamEnd::Running) {
+            return Err(Error::invalid_arg_value(
+                "The property 'options.streamId'",
+                "is the id of a stream that is running",
+                id,
+            ));
+        }
+        let mut stream = ActiveStream::new(id, spec, crate::sys::SEND_BATCH)?;
+        stream.destination = destination;
+        self.next_stream_id = self.next_stream_id.max(id.wrapping_add(1));
+        self.streams.push(stream.shared.clone());
+        self.shared
+            .stream_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(stream);
+        // Wake it wherever it is: parked, or asleep until a later deadline.
+        fence(Ordering::SeqCst);
+        if let Some(handle) = &self.sender {
+            handle.thread().unpark();
+        }
+        self.shared.sender_wake.wake();
+        Ok(id)
+    }
+
+    /// Asks stream `id` to stop (an iperf 2 stream still sends its final datagram); its
+    /// statistics then say `Stopped`. False if there is no such stream.
+    pub fn stop_stream(&self, id: u32) -> bool {
+        let Some(stream) = self.streams.iter().rev().find(|s| s.id == id) else {
+            return false;
+        };
+        stream.stop.store(true, Ordering::Release);
+        self.shared.sender_wake.wake();
+        true
+    }
+
+    /// Statistics of stream `id` (the latest started with that id).
+    pub fn stream_stats(&self, id: u32) -> Option<StreamSendStats> {
+        self.streams.iter().rev().find(|s| s.id == id).map(|s| s.stats())
+    }
+
+    /// True once after a stream ended: JavaScript looks at its streams then.
+    pub fn take_streams_ended(&self) -> bool {
+        self.shared.streams_ended.swap(false, Ordering::AcqRel)
     }
 
     /// Checks that receiving is possible now.
@@ -593,6 +657,7 @@ impl UdpEngine {
 
     fn stop_workers(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
+        self.shared.sender_wake.wake();
         if let Some(handle) = self.sender.take() {
             handle.thread().unpark();
             let joined = handle.join();
@@ -621,6 +686,16 @@ impl UdpEngine {
         self.shared.rx_waiting.store(false, Ordering::SeqCst);
         self.shared.rx_deadline_ns.store(u64::MAX, Ordering::SeqCst);
         self.shared.drain_target.store(u64::MAX, Ordering::SeqCst);
+        // Streams the sender never took over, and any it left running, end with the instance.
+        self.shared
+            .stream_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        for stream in &self.streams {
+            stream.set_end(StreamEnd::InstanceStopped);
+        }
+        self.shared.streams_ended.store(true, Ordering::SeqCst);
     }
 
     /// Gives the receiver thread's rings and buffers back to their idle slots.

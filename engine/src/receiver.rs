@@ -29,7 +29,7 @@ use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder};
 use crate::sys::{Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH};
 use crate::time::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
-use crate::timestamping::{SentLog, TxRecord};
+use crate::timestamping::{SentLog, TxRecord, STREAM_PACKET};
 
 /// Where a received packet's `arrival_ns` comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -216,7 +216,7 @@ impl Receiver {
 
     /// True when the sender sent datagrams whose transmit stamps have not been read yet.
     fn tx_stamps_outstanding(&self, stamps_seen: u64) -> bool {
-        self.tx_stamps.is_some() && self.shared.counters.sender.packets_sent.load(Ordering::Relaxed) > stamps_seen
+        self.tx_stamps.is_some() && self.shared.counters.sender.datagrams_sent.load(Ordering::Relaxed) > stamps_seen
     }
 
     /// Reads every transmit stamp waiting in the error queue; returns how many it read.
@@ -248,6 +248,10 @@ impl Receiver {
                 };
                 if departure != 0 {
                     wire.record(departure.saturating_sub(target_ns));
+                }
+                // A stream's packets were never queued: they have no queue id to report.
+                if queue_id == STREAM_PACKET {
+                    continue;
                 }
                 let record = TxRecord {
                     queue_id,

@@ -1,10 +1,15 @@
-//! The sender worker: takes packets from the send ring in order and sends each at its time.
+//! The sender worker: one scheduler over every source of packets — the send ring (sendData,
+//! sendTo, sendBatch: FIFO among themselves) and the streams started on the instance (each
+//! computes its next packet's time from the packet's index).
 //!
-//! For the packet at the head of the ring it waits (sleep, then spin) until the packet's
-//! deadline, then sends it together with every following packet that is also due, in one
-//! `sendmmsg`. A packet whose time has passed leaves at once. Latency (departure − target) is
-//! taken from one clock read right before the system call. With nothing queued the thread
-//! parks, costing no CPU, until `sendData` unparks it.
+//! It waits (sleep, naps, then spin) until the earliest packet any source has is due, then
+//! collects everything due across sources into one batch, earliest first (the ring before a
+//! stream at the same time, the ring's own order kept), writes the streams' departure times
+//! into their headers from one clock read right before the system call, and sends the batch
+//! with one `sendmmsg`. A packet whose time has passed leaves at once. Latency (departure −
+//! target) is taken from that clock read. With nothing queued and no stream running the
+//! thread parks, costing no CPU, until `sendData` or `startStream` unparks it; while it waits
+//! for a stream's tick, a packet queued meanwhile wakes it (through `Shared::sender_wake`).
 
 use std::os::fd::AsFd;
 use std::sync::atomic::{fence, Ordering};
@@ -18,9 +23,10 @@ use crate::rt::RunBudget;
 use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_NS};
+use crate::stream::{ActiveStream, StreamEnd};
 use crate::sys::{self, SEND_BATCH};
-use crate::time::now_ns;
-use crate::timestamping::SentLog;
+use crate::time::{now_ns, RealtimeToMonotonic};
+use crate::timestamping::{SentLog, STREAM_PACKET};
 
 /// What the send ring stores beside each payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +52,26 @@ pub(crate) struct Sender {
     pub priority: Option<i32>,
     /// Where to note which packet gets which transmit-timestamp key, when timestamping is on.
     pub sent_log: Option<Arc<SentLog>>,
+    /// The streams it runs, in the order they were started.
+    pub streams: Vec<ActiveStream>,
+}
+
+/// Where a packet of the batch comes from.
+#[derive(Clone, Copy, Debug)]
+enum Origin {
+    /// The ring (its packets are the batch's ring packets in order).
+    Ring,
+    /// Stream `stream` (an index into `Sender::streams`), its packet `slot` of the batch.
+    Stream { stream: usize, slot: usize },
+}
+
+/// One packet of the batch being sent.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    origin: Origin,
+    /// When it was due (latency is measured from it).
+    target_ns: u64,
+    destination: PeerAddr,
 }
 
 /// Publish latencies before a wait only if the deadline is at least this far away, so that
@@ -53,112 +79,58 @@ pub(crate) struct Sender {
 const PUBLISH_HEADROOM_NS: u64 = 100_000;
 
 impl Sender {
-    /// Runs until `shared.stop` is set; gives the ring back for the next start.
+    /// Runs until `shared.stop` is set; gives the ring back for the next start. Streams still
+    /// running then end as `InstanceStopped`.
     pub(crate) fn run(mut self) -> Consumer<SendMeta> {
         let shared = self.shared.clone();
         let mut waiter = DeadlineWaiter::new(self.spin, self.nap_ns);
         let mut budget = RunBudget::new(self.priority);
         let mut latencies = LatencyRecorder::default();
+        let mut realtime = RealtimeToMonotonic::default();
         let counters = &shared.counters.sender;
-        let connected = self.socket.remote_addr().is_some();
         counters
             .spin_window_ns
             .store(waiter.spin.window_ns(), Ordering::Relaxed);
 
         while !shared.stop.load(Ordering::Relaxed) {
-            let ready = self.ring.available();
-            if ready == 0 {
+            self.adopt_and_retire_streams();
+            // Read the wake word before looking at the sources: a packet queued after this
+            // read changes it, so the wait below cannot miss it.
+            let seen = shared.sender_wake.current();
+            let ring_due = self.ring_head_due();
+            let stream_due = self.streams.iter().filter_map(ActiveStream::next_due_ns).min();
+            let Some(deadline_ns) = [ring_due, stream_due].into_iter().flatten().min() else {
                 latencies.publish(&shared.latencies, now_ns());
                 self.notify_drain();
                 self.park(&mut budget);
                 continue;
-            }
-            let deadline_ns = self.ring.peek(0).map_or(0, |p| p.meta.deadline_ns);
+            };
             let now = now_ns();
             if deadline_ns > now {
                 if deadline_ns - now > PUBLISH_HEADROOM_NS + waiter.spin.window_ns() {
                     latencies.publish_if_older(&shared.latencies, now, PUBLISH_INTERVAL_NS);
+                    for stream in &mut self.streams {
+                        stream.publish(now);
+                    }
                 }
-                if waiter.wait_until(deadline_ns, &shared.stop, &mut budget) == Wait::Stopped {
-                    break;
-                }
+                // Waiting for a stream's tick, a packet queued now could be due first.
+                let for_stream = ring_due != Some(deadline_ns);
+                shared.sender_waits_for_stream.store(for_stream, Ordering::SeqCst);
+                let wait =
+                    waiter.wait_until_or_woken(deadline_ns, &shared.stop, &shared.sender_wake, seen, &mut budget);
+                shared.sender_waits_for_stream.store(false, Ordering::Relaxed);
                 counters
                     .spin_window_ns
                     .store(waiter.spin.window_ns(), Ordering::Relaxed);
-                counters.stalls.store(waiter.stalls, Ordering::Relaxed);
-            }
-
-            // Everything at the head of the ring that is due now goes in one system call.
-            let mut payloads: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
-            let mut due = 0;
-            let depart_ns = now_ns();
-            while due < ready.min(SEND_BATCH) {
-                match self.ring.peek(due) {
-                    Some(p) if p.meta.deadline_ns <= depart_ns => payloads[due] = p.payload,
-                    _ => break,
-                }
-                due += 1;
-            }
-            if let Some(log) = &self.sent_log {
-                // The kernel numbers sent datagrams from 0 (SOF_TIMESTAMPING_OPT_ID), and a
-                // transmit stamp can be read before the send call returns: note the keys
-                // first. Keys of packets that end up not sent are noted again next time.
-                let (sent_before, queued_before) =
-                    (counters.packets_sent.load(Ordering::Relaxed), self.ring.released());
-                for i in 0..due {
-                    let target_ns = self.ring.peek(i).map_or(0, |p| p.meta.target_ns);
-                    log.record((sent_before + i as u64) as u32, target_ns, queued_before + i as u64);
+                counters.stalls.store(waiter.stalls(), Ordering::Relaxed);
+                match wait {
+                    Wait::Stopped => break,
+                    // Something changed (a packet queued, a stream started or stopped): look again.
+                    Wait::Woken => continue,
+                    Wait::Reached => {}
                 }
             }
-            let result = if connected {
-                sys::send_many(self.socket.as_fd(), &payloads[..due], None, 0)
-            } else {
-                // Unconnected: each packet names its destination, and one batch may go to
-                // several. The connected path above never looks at addresses.
-                let mut destinations = [PeerAddr::default(); SEND_BATCH];
-                for (i, destination) in destinations.iter_mut().enumerate().take(due) {
-                    *destination = self.ring.peek(i).map_or_else(PeerAddr::default, |p| p.meta.destination);
-                }
-                sys::send_many(self.socket.as_fd(), &payloads[..due], Some(&destinations[..due]), 0)
-            };
-
-            let done = match result {
-                Ok(sent) => {
-                    let late_after = waiter.spin.window_ns();
-                    let (mut bytes, mut late) = (0, 0);
-                    for i in 0..sent {
-                        let p = self.ring.peek(i).expect("sent packets are in the ring");
-                        let latency = depart_ns.saturating_sub(p.meta.target_ns);
-                        latencies.record(latency);
-                        bytes += p.payload.len() as u64;
-                        late += u64::from(latency > late_after);
-                    }
-                    bump(&counters.packets_sent, sent as u64);
-                    bump(&counters.bytes_sent, bytes);
-                    bump(&counters.late_packets, late);
-                    sent
-                }
-                // SO_SNDTIMEO expired on a full send buffer, or a signal: nothing was sent,
-                // try again (after checking for stop).
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => 0,
-                // The first packet failed (ECONNREFUSED after an ICMP port unreachable,
-                // ENETUNREACH, EMSGSIZE, ...): count it, remember why, go on with the next.
-                Err(e) => {
-                    bump(&counters.send_errors, 1);
-                    shared.set_last_error(Error::from_io("sendmmsg", &e, ""));
-                    1
-                }
-            };
-            if done > 0 {
-                self.ring.release(done);
-                let completed = shared.send_completed.load(Ordering::Relaxed) + done as u64;
-                shared.send_completed.store(completed, Ordering::SeqCst);
-                if completed >= shared.drain_target.load(Ordering::SeqCst) {
-                    // drain() promises complete statistics: publish before it resolves.
-                    latencies.publish(&shared.latencies, now_ns());
-                    shared.wake_js(&*self.notify);
-                }
-            }
+            self.send_due(&mut latencies, &mut realtime, waiter.spin.window_ns());
             let now = now_ns();
             latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
             if budget.check(now) {
@@ -166,7 +138,232 @@ impl Sender {
             }
         }
         latencies.publish(&shared.latencies, now_ns());
+        for mut stream in self.streams.drain(..) {
+            stream.publish(now_ns());
+            stream.shared.set_end(StreamEnd::InstanceStopped);
+        }
         self.ring
+    }
+
+    /// When the head of the ring is due (`Some(0)`: at once); `None` when the ring is empty.
+    fn ring_head_due(&mut self) -> Option<u64> {
+        (self.ring.available() > 0).then(|| self.ring.peek(0).map_or(0, |p| p.meta.deadline_ns))
+    }
+
+    /// Takes over newly started streams and lets go of those that are over, telling
+    /// JavaScript.
+    fn adopt_and_retire_streams(&mut self) {
+        let shared = &*self.shared;
+        {
+            let mut inbox = shared.stream_inbox.lock().unwrap_or_else(|p| p.into_inner());
+            self.streams.append(&mut inbox);
+        }
+        let before = self.streams.len();
+        let now = now_ns();
+        self.streams.retain_mut(|stream| {
+            let over = stream.finished();
+            if over {
+                stream.publish(now);
+            }
+            !over
+        });
+        if self.streams.len() != before {
+            shared.streams_ended.store(true, Ordering::SeqCst);
+            shared.wake_js(&*self.notify);
+        }
+    }
+
+    /// Collects every packet that is due across the sources, earliest first, and sends them
+    /// with one `sendmmsg`.
+    fn send_due(&mut self, latencies: &mut LatencyRecorder, realtime: &mut RealtimeToMonotonic, late_after_ns: u64) {
+        let shared = self.shared.clone();
+        let counters = &shared.counters.sender;
+        let connected = self.socket.remote_addr().is_some();
+        let now = now_ns();
+        let mut entries = [Entry {
+            origin: Origin::Ring,
+            target_ns: 0,
+            destination: PeerAddr::default(),
+        }; SEND_BATCH];
+        let (mut count, mut ring_taken) = (0, 0);
+        let ring_available = self.ring.available();
+        while count < SEND_BATCH {
+            // The ring's next packet, if due: ordered by its target (its deadline, or without
+            // one the moment it was queued).
+            let ring = (ring_taken < ring_available)
+                .then(|| self.ring.peek(ring_taken))
+                .flatten()
+                .filter(|p| p.meta.deadline_ns <= now)
+                .map(|p| (p.meta.target_ns, p.meta));
+            let stream = self
+                .streams
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.next_due_ns().filter(|&due| due <= now).map(|due| (due, i)))
+                .min();
+            let entry = match (ring, stream) {
+                (Some((ring_key, meta)), Some((stream_due, _))) if ring_key <= stream_due => {
+                    Some(self.ring_entry(meta, &mut ring_taken))
+                }
+                (Some((_, meta)), None) => Some(self.ring_entry(meta, &mut ring_taken)),
+                (_, Some((_, i))) => {
+                    let stream = &mut self.streams[i];
+                    let (target_ns, slot) = stream.take_next(now);
+                    Some(Entry {
+                        origin: Origin::Stream { stream: i, slot },
+                        target_ns,
+                        destination: stream.destination,
+                    })
+                }
+                (None, None) => None,
+            };
+            let Some(entry) = entry else { break };
+            entries[count] = entry;
+            count += 1;
+        }
+        if count == 0 {
+            return;
+        }
+
+        let depart_ns = now_ns();
+        // The streams' headers carry the departure time, CLOCK_REALTIME.
+        if self.streams.iter().any(|s| s.in_batch() > 0) {
+            let depart_realtime = realtime.realtime_of(depart_ns, depart_ns);
+            for stream in self.streams.iter_mut().filter(|s| s.in_batch() > 0) {
+                stream.stamp_departures(depart_realtime);
+            }
+        }
+        let mut payloads: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+        let mut ring_index = 0;
+        for (payload, entry) in payloads.iter_mut().zip(&entries[..count]) {
+            *payload = match entry.origin {
+                Origin::Ring => {
+                    ring_index += 1;
+                    self.ring.peek(ring_index - 1).map_or(&[][..], |p| p.payload)
+                }
+                Origin::Stream { stream, slot } => self.streams[stream].batch_packet(slot),
+            };
+        }
+        if let Some(log) = &self.sent_log {
+            // The kernel numbers sent datagrams from 0 (SOF_TIMESTAMPING_OPT_ID), and a
+            // transmit stamp can be read before the send call returns: note the keys first.
+            // Keys of packets that end up not sent are noted again next time.
+            let (sent_before, queued_before) = (counters.datagrams_sent.load(Ordering::Relaxed), self.ring.released());
+            let mut ring_index = 0;
+            for (i, entry) in entries[..count].iter().enumerate() {
+                let queue_id = match entry.origin {
+                    Origin::Ring => {
+                        ring_index += 1;
+                        queued_before + ring_index - 1
+                    }
+                    Origin::Stream { .. } => STREAM_PACKET,
+                };
+                log.record((sent_before + i as u64) as u32, entry.target_ns, queue_id);
+            }
+        }
+        let result = if connected {
+            sys::send_many(self.socket.as_fd(), &payloads[..count], None, 0)
+        } else {
+            // Unconnected: each packet names its destination, and one batch may go to several.
+            // The connected path above never looks at addresses.
+            let mut destinations = [PeerAddr::default(); SEND_BATCH];
+            for (destination, entry) in destinations.iter_mut().zip(&entries[..count]) {
+                *destination = entry.destination;
+            }
+            sys::send_many(self.socket.as_fd(), &payloads[..count], Some(&destinations[..count]), 0)
+        };
+        let (done, failed) = match result {
+            Ok(sent) => (sent, 0),
+            // SO_SNDTIMEO expired on a full send buffer, or a signal: nothing was sent, try
+            // again (after checking for stop).
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => (0, 0),
+            // The first packet failed (ECONNREFUSED after an ICMP port unreachable,
+            // ENETUNREACH, EMSGSIZE, ...): count it, remember why, go on with the next.
+            Err(e) => {
+                shared.set_last_error(Error::from_io("sendmmsg", &e, ""));
+                (1, 1)
+            }
+        };
+        bump(&counters.datagrams_sent, (done - failed) as u64);
+        self.account(&entries[..count], done, failed, depart_ns, latencies, late_after_ns);
+    }
+
+    fn ring_entry(&self, meta: SendMeta, ring_taken: &mut usize) -> Entry {
+        *ring_taken += 1;
+        Entry {
+            origin: Origin::Ring,
+            target_ns: meta.target_ns,
+            destination: meta.destination,
+        }
+    }
+
+    /// Counts what the send did: the first `done` entries left or (the first, if `failed`)
+    /// failed; the rest are collected again next time.
+    fn account(
+        &mut self,
+        entries: &[Entry],
+        done: usize,
+        failed: usize,
+        depart_ns: u64,
+        latencies: &mut LatencyRecorder,
+        late_after_ns: u64,
+    ) {
+        let shared = self.shared.clone();
+        let counters = &shared.counters.sender;
+        let (mut ring_done, mut ring_failed, mut ring_bytes, mut late) = (0usize, 0u64, 0u64, 0u64);
+        let (mut stream_sent, mut stream_failed, mut stream_bytes) = (0u64, 0u64, 0u64);
+        for stream in &mut self.streams {
+            stream.begin_accounting();
+        }
+        for (i, entry) in entries[..done].iter().enumerate() {
+            let is_failure = i < failed;
+            let latency = depart_ns.saturating_sub(entry.target_ns);
+            if !is_failure {
+                latencies.record(latency);
+                late += u64::from(latency > late_after_ns);
+            }
+            match entry.origin {
+                Origin::Ring => {
+                    let bytes = self.ring.peek(ring_done).map_or(0, |p| p.payload.len() as u64);
+                    ring_done += 1;
+                    if is_failure {
+                        ring_failed += 1;
+                    } else {
+                        ring_bytes += bytes;
+                    }
+                }
+                Origin::Stream { stream, slot } => {
+                    let stream = &mut self.streams[stream];
+                    if is_failure {
+                        stream_failed += 1;
+                    } else {
+                        stream_sent += 1;
+                        stream_bytes += stream.batch_packet(slot).len() as u64;
+                    }
+                    stream.account_packet(is_failure, latency, late_after_ns);
+                }
+            }
+        }
+        bump(&counters.packets_sent, ring_done as u64 - ring_failed);
+        bump(&counters.bytes_sent, ring_bytes);
+        bump(&counters.send_errors, ring_failed);
+        bump(&counters.stream_packets_sent, stream_sent);
+        bump(&counters.stream_bytes_sent, stream_bytes);
+        bump(&counters.stream_send_errors, stream_failed);
+        bump(&counters.late_packets, late);
+        for stream in self.streams.iter_mut().filter(|s| s.in_batch() > 0) {
+            stream.complete(depart_ns);
+        }
+        if ring_done > 0 {
+            self.ring.release(ring_done);
+            let completed = shared.send_completed.load(Ordering::Relaxed) + ring_done as u64;
+            shared.send_completed.store(completed, Ordering::SeqCst);
+            if completed >= shared.drain_target.load(Ordering::SeqCst) {
+                // drain() promises complete statistics: publish before it resolves.
+                latencies.publish(&shared.latencies, now_ns());
+                shared.wake_js(&*self.notify);
+            }
+        }
     }
 
     fn notify_drain(&self) {
@@ -175,14 +372,15 @@ impl Sender {
         }
     }
 
-    /// Blocks until `sendData` or `stop()` unparks the thread.
+    /// Blocks until `sendData`, `startStream` or `stop()` unparks the thread.
     fn park(&mut self, budget: &mut RunBudget) {
         let shared = &self.shared;
         shared.sender_idle.store(true, Ordering::SeqCst);
         // Pairs with the fence in `UdpEngine::wake_sender`: either the producer sees
-        // `sender_idle` and unparks us, or we see its packet here and do not park.
+        // `sender_idle` and unparks us, or we see its packet (or stream) here and do not park.
         fence(Ordering::SeqCst);
-        if self.ring.available() == 0 && !shared.stop.load(Ordering::SeqCst) {
+        let stream_waiting = !shared.stream_inbox.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        if self.ring.available() == 0 && !stream_waiting && !shared.stop.load(Ordering::SeqCst) {
             budget.before_sleep(u64::MAX);
             let parked_at = now_ns();
             std::thread::park();

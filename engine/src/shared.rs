@@ -9,6 +9,8 @@ use std::sync::Mutex;
 
 use crate::error::Error;
 use crate::stats::{Counters, SharedLatencies};
+use crate::stream::ActiveStream;
+use crate::time::WakeWord;
 
 /// Wakes the JavaScript thread. The binding implements it with a thread-safe function; the
 /// engine calls it at most once until the JavaScript thread calls
@@ -42,6 +44,16 @@ pub(crate) struct Shared {
     pub(crate) rx_deadline_ns: AtomicU64,
     /// The last error a worker saw (send failures, ICMP errors, ...).
     pub(crate) last_error: Mutex<Option<Error>>,
+    /// Streams started and not yet taken over by the sender.
+    pub(crate) stream_inbox: Mutex<Vec<ActiveStream>>,
+    /// The sender sleeps on it while it waits for a stream's tick (or a ring packet): a packet
+    /// queued, a stream started or stopped wakes it through the word.
+    pub(crate) sender_wake: WakeWord,
+    /// The sender is waiting for something other than the head of the ring (a stream's tick),
+    /// so a packet queued now may be due before it: sendData must wake it.
+    pub(crate) sender_waits_for_stream: AtomicBool,
+    /// A stream ended: JavaScript may settle its `done`.
+    pub(crate) streams_ended: AtomicBool,
 }
 
 impl Shared {

@@ -53,12 +53,21 @@ pub(crate) struct JsCounters {
 /// Counters written by the sender thread.
 #[derive(Debug, Default)]
 pub(crate) struct SenderCounters {
-    /// Packets the kernel accepted.
+    /// Packets of the send ring the kernel accepted.
     pub packets_sent: AtomicU64,
-    /// Payload bytes the kernel accepted.
+    /// Their payload bytes.
     pub bytes_sent: AtomicU64,
-    /// Packets whose send call failed.
+    /// Packets of the send ring whose send call failed.
     pub send_errors: AtomicU64,
+    /// Stream packets the kernel accepted (a stream's packets count as queued and sent at once).
+    pub stream_packets_sent: AtomicU64,
+    /// Their payload bytes.
+    pub stream_bytes_sent: AtomicU64,
+    /// Stream packets whose send call failed.
+    pub stream_send_errors: AtomicU64,
+    /// Datagrams handed to the kernel in all (ring and streams): the kernel's count of sent
+    /// datagrams, which transmit-stamp keys follow.
+    pub datagrams_sent: AtomicU64,
     /// Packets that left more than the spin window after their time.
     pub late_packets: AtomicU64,
     /// Times the sender left SCHED_FIFO to stay clear of RT throttling.
@@ -377,9 +386,12 @@ impl Counters {
     /// latency are left empty for the caller).
     pub(crate) fn snapshot(&self, latency: LatencySummary) -> Stats {
         let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
-        let packets_queued = read(&js.packets_queued);
-        let packets_sent = read(&tx.packets_sent) + read(&js.inline_sent);
-        let send_errors = read(&tx.send_errors) + read(&js.inline_errors);
+        // A stream's packets are queued and sent (or failed) in the same moment: each counter is
+        // read once, so the identities hold whatever the streams do meanwhile.
+        let (stream_sent, stream_errors) = (read(&tx.stream_packets_sent), read(&tx.stream_send_errors));
+        let packets_queued = read(&js.packets_queued) + stream_sent + stream_errors;
+        let packets_sent = read(&tx.packets_sent) + read(&js.inline_sent) + stream_sent;
+        let send_errors = read(&tx.send_errors) + read(&js.inline_errors) + stream_errors;
         let packets_discarded = read(&js.packets_discarded);
         // Overflow before received (Acquire, pairing with the receiver's Release): every
         // overflowed or delivered datagram is then already in the received count.
@@ -389,7 +401,7 @@ impl Counters {
         let recv_discarded = read(&js.recv_discarded);
         Stats {
             packets_sent,
-            bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes),
+            bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes) + read(&tx.stream_bytes_sent),
             packets_received,
             bytes_received: read(&rx.bytes_received),
             send_ring_full: read(&js.send_ring_full),

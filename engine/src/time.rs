@@ -42,6 +42,53 @@ pub(crate) fn sleep_until(deadline_ns: u64) {
     while rustix::thread::clock_nanosleep_absolute(ClockId::Monotonic, &request) == Err(rustix::io::Errno::INTR) {}
 }
 
+/// A word a sleeping thread can be woken through before its deadline (see
+/// [`sleep_until_or_woken`]): the sender sleeps on it while it waits for a stream's tick, so
+/// that a packet queued meanwhile is not held back until then.
+#[derive(Debug, Default)]
+pub(crate) struct WakeWord(std::sync::atomic::AtomicU32);
+
+impl WakeWord {
+    /// The word's current value, to pass to [`sleep_until_or_woken`].
+    #[inline]
+    pub(crate) fn current(&self) -> u32 {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Wakes the thread sleeping on the word, if any, and any later sleep that started from an
+    /// older value.
+    pub(crate) fn wake(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let _ = rustix::thread::futex::wake(&self.0, rustix::thread::futex::Flags::PRIVATE, 1);
+    }
+}
+
+/// FUTEX_BITSET_MATCH_ANY: a wait any wake ends.
+const MATCH_ANY: std::num::NonZeroU32 = std::num::NonZeroU32::MAX;
+
+/// Sleeps until CLOCK_MONOTONIC reaches `deadline_ns`, like [`sleep_until`] (a futex wait with
+/// an absolute CLOCK_MONOTONIC timeout is the same hrtimer as clock_nanosleep), or until `word`
+/// no longer holds `seen`. Returns true if woken through the word.
+pub(crate) fn sleep_until_or_woken(deadline_ns: u64, word: &WakeWord, seen: u32) -> bool {
+    use rustix::thread::futex;
+    let timeout = Timespec {
+        tv_sec: (deadline_ns / NS_PER_SEC) as i64,
+        tv_nsec: (deadline_ns % NS_PER_SEC) as _,
+    };
+    loop {
+        if word.current() != seen {
+            return true;
+        }
+        // FUTEX_WAIT_BITSET takes an absolute timeout on CLOCK_MONOTONIC.
+        match futex::wait_bitset(&word.0, futex::Flags::PRIVATE, seen, Some(&timeout), MATCH_ANY) {
+            Err(rustix::io::Errno::INTR) => continue,
+            // EAGAIN: the word changed before the wait began; woken.
+            Err(rustix::io::Errno::AGAIN) => return true,
+            Err(_) | Ok(()) => return word.current() != seen,
+        }
+    }
+}
+
 /// How often [`RealtimeToMonotonic`] measures the offset between the clocks again.
 pub(crate) const OFFSET_RESAMPLE_NS: u64 = 100_000_000;
 
@@ -87,6 +134,20 @@ impl RealtimeToMonotonic {
         self.sampled_at_ns = now_ns();
     }
 
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC as last measured, ns.
+    pub(crate) fn offset_ns(&self) -> i128 {
+        self.offset_ns
+    }
+
+    /// The CLOCK_REALTIME time of a CLOCK_MONOTONIC one (a stream's schedule in its header);
+    /// `now_ns` as for [`Self::monotonic_of`].
+    pub(crate) fn realtime_of(&mut self, monotonic_ns: u64, now_ns: u64) -> u64 {
+        if now_ns.saturating_sub(self.sampled_at_ns) >= OFFSET_RESAMPLE_NS {
+            self.resample();
+        }
+        (monotonic_ns as i128 + self.offset_ns).clamp(0, u64::MAX as i128) as u64
+    }
+
     /// The CLOCK_MONOTONIC time of a CLOCK_REALTIME stamp; `now_ns` is the current monotonic
     /// time (to decide whether to measure the offset again).
     pub(crate) fn monotonic_of(&mut self, realtime_ns: u64, now_ns: u64) -> u64 {
@@ -101,6 +162,35 @@ impl RealtimeToMonotonic {
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_wake_word_sleep_ends_at_its_deadline_or_when_woken() {
+        let word = std::sync::Arc::new(WakeWord::default());
+        // Not woken: it sleeps until the deadline, not earlier.
+        let deadline = now_ns() + 20_000_000;
+        assert!(!sleep_until_or_woken(deadline, &word, word.current()));
+        assert!(now_ns() >= deadline);
+        // Woken from another thread long before a deadline an hour away.
+        let waker = {
+            let word = word.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                word.wake();
+            })
+        };
+        let started = Instant::now();
+        assert!(sleep_until_or_woken(
+            now_ns() + 3_600 * NS_PER_SEC,
+            &word,
+            word.current()
+        ));
+        assert!(started.elapsed() < Duration::from_secs(10));
+        waker.join().unwrap();
+        // A wake before the sleep begins is not lost.
+        let seen = word.current();
+        word.wake();
+        assert!(sleep_until_or_woken(now_ns() + 3_600 * NS_PER_SEC, &word, seen));
+    }
 
     #[test]
     fn clock_is_monotonic_and_matches_std_instant_rate() {

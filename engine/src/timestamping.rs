@@ -243,7 +243,8 @@ impl SentLog {
         &self.entries[key as usize % SENT_LOG_SIZE]
     }
 
-    /// Notes that the datagram with `key` is the packet queued as `queue_id`, due at
+    /// Notes that the datagram with `key` is the packet queued as `queue_id` (or a stream's,
+    /// [`STREAM_PACKET`]), due at
     /// `target_ns`. Called before the send: the stamp can arrive before the send returns.
     pub(crate) fn record(&self, key: u32, target_ns: u64, queue_id: u64) {
         let entry = self.entry(key);
@@ -268,6 +269,9 @@ impl SentLog {
         (entry.key_plus_one.load(Ordering::Relaxed) == key as u64 + 1).then_some(found)
     }
 }
+
+/// The `queue_id` of a stream's packet in the [`SentLog`]: it was generated, never queued.
+pub(crate) const STREAM_PACKET: u64 = u64::MAX;
 
 /// The transmit stamp of one packet, as handed to JavaScript.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
