@@ -2,6 +2,7 @@
 // is the same for ES modules.
 
 export { UdpCom } from './udpcom'
+export type { Stream } from './stream'
 export type {
   AbortOptions,
   BatchIterationOptions,
@@ -10,6 +11,9 @@ export type {
   HistogramBucket,
   PacketStats,
   ReceivedPacket,
+  StreamOptions,
+  StreamSendStats,
+  StreamState,
   TimestampingCapabilities,
   TimestampingMode,
   TimestampingStatus,

@@ -266,3 +266,68 @@ export interface TxTimestamp {
   /** The NIC's raw hardware transmit stamp, with hardware timestamping. */
   hwTxTimestampNs?: bigint
 }
+
+/** Options of `startStream`: exactly one of `ratePps`, `periodNs`, `bitsPerSecond`. */
+export interface StreamOptions {
+  /** Packets per second (a tick of `burst` packets every `burst / ratePps` s). */
+  ratePps?: number
+  /** Nanoseconds from one tick to the next. */
+  periodNs?: number | bigint
+  /** Payload bits per second (a tick every `burst × size × 8 / bitsPerSecond` s). */
+  bitsPerSecond?: number
+  /** When tick 0 is due, CLOCK_MONOTONIC ns (default: 1 ms from now). */
+  startNs?: bigint
+  /** Packets in all; or `durationNs`; neither: until stop(). */
+  count?: number
+  /** The ticks that start within this many ns of the first. */
+  durationNs?: number | bigint
+  /** Packets per tick, back to back (default 1). */
+  burst?: number
+  /** Payload bytes per packet (default: `payload`'s length, else 64). */
+  size?: number
+  /** The bytes each packet is made of, cut or padded with zeros to `size`; the header is written over its start. */
+  payload?: Uint8Array
+  /** 'udpcom' (default): udpcom's header (stream id, sequence, target and departure time); 'iperf2': iperf 2's UDP header, so that `iperf -s -u` measures it; 'none'. */
+  header?: 'udpcom' | 'iperf2' | 'none'
+  /** The udpcom header's stream id (default: 1, 2, ... per instance). */
+  streamId?: number
+  /** Where the packets go, on an unconnected instance (as sendTo). */
+  destination?: Destination
+}
+
+/** Where a stream is in its life: sending, or how it ended. */
+export type StreamState = 'running' | 'completed' | 'stopped' | 'instanceStopped'
+
+/** A stream's send statistics; lateness is departure − target, as the send latency of PacketStats. */
+export interface StreamSendStats {
+  /** The stream's id (its udpcom header's stream id). */
+  id: number
+  /** 'running', or how it ended: 'completed' (its count or duration), 'stopped' (stop()), 'instanceStopped' (stop(), closeSocket() or collection of the instance). */
+  state: StreamState
+  /** Packets the kernel accepted. */
+  sent: number
+  /** Their payload bytes. */
+  bytes: number
+  /** Packets whose send failed (see PacketStats.lastError). */
+  errors: number
+  /** Packets that left more than the spin window after their time. */
+  late: number
+  /** When tick 0 was due, CLOCK_MONOTONIC ns. */
+  startNs: bigint
+  /** The schedule's period, ns (fractional for rates such as 3 pps). */
+  periodNs: number
+  /** When the first and the last packet left, CLOCK_MONOTONIC ns (absent before the first). */
+  firstDepartureNs?: bigint
+  lastDepartureNs?: bigint
+  /** Lateness, exact. */
+  minLatenessNs: number
+  meanLatenessNs: number
+  maxLatenessNs: number
+  /** Lateness percentiles (HDR histogram, within 1%). */
+  p50LatenessNs: number
+  p90LatenessNs: number
+  p99LatenessNs: number
+  p999LatenessNs: number
+  /** Lateness histogram: doubling buckets from 16 ns up to the maximum. */
+  latenessHistogram: HistogramBucket[]
+}

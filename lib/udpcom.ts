@@ -13,12 +13,14 @@ import { NativeUdpCom } from './binding'
 import { abortError, stateError, stoppedError, type CodedError } from './errors'
 import { MAX_TAKE, takePackets } from './packets'
 import { flattenPackets, timestampArray } from './send'
+import { Stream, validateStreamOptions } from './stream'
 import type {
   AbortOptions,
   BatchIterationOptions,
   Destination,
   PacketStats,
   ReceivedPacket,
+  StreamOptions,
   TimestampingStatus,
   TxTimestamp,
   UdpComOptions,
@@ -120,6 +122,8 @@ class Core {
   discardedFromQueue = 0
   /** Removes the constructor's abort listener. */
   releaseSignal: (() => void) | undefined
+  /** Streams whose `done` is not settled yet. */
+  readonly streams = new Set<Stream>()
 
   constructor(native: Native.NativeUdpCom, receives: boolean) {
     this.native = native
@@ -154,6 +158,14 @@ class Core {
     for (const drain of this.drains.splice(0)) {
       forget(drain)
       drain.reject(error)
+    }
+    this.settleStreams()
+  }
+
+  /** Settles the `done` of every stream that ended. */
+  settleStreams(): void {
+    for (const stream of this.streams) {
+      if (stream.settleIfEnded()) this.streams.delete(stream)
     }
   }
 
@@ -256,6 +268,7 @@ class Core {
   /** Runs when a worker has news (the thread-safe function), or soon after onPackets(). */
   pump(): void {
     if (this.state !== 'running') return
+    if (this.streams.size > 0 && this.native.takeStreamsEnded()) this.settleStreams()
     if (this.listener) this.#feedListener()
     else this.serveReaders()
     this.serveDrains()
@@ -559,6 +572,20 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
     const stamps = timestampArray(timestampsNs)
     const { bytes, lengths, count } = flattenPackets(packets)
     return this.#native.sendFlat(bytes, lengths, count, stamps ?? null, to ?? null)
+  }
+
+  /**
+   * Starts a stream of packets generated natively on the sender thread: tick i leaves at exactly
+   * `startNs + i × period` (computed from i, so an hour has no drift and a late tick does not
+   * shift the next), `burst` packets per tick, with a udpcom or iperf 2 header written right
+   * before the system call. JavaScript does nothing per packet. Streams share the sender and
+   * its timing path with queued packets; several may run at once.
+   */
+  startStream(options: StreamOptions): Stream {
+    const native = validateStreamOptions(options)
+    const stream = new Stream(this.#core, this.#native.startStream(native))
+    this.#core.streams.add(stream)
+    return stream
   }
 
   /**

@@ -3,7 +3,7 @@
 //! JavaScript layer's compilation checks that these objects match them field for field.
 
 use napi_derive::napi;
-use udpcom_engine::Stats;
+use udpcom_engine::{Bucket, Stats};
 use udpcom_engine::{TimestampingInfo, TxRecord};
 
 /// One bucket of a latency histogram.
@@ -13,6 +13,15 @@ pub struct HistogramBucket {
     pub up_to_ns: f64,
     /// Packets whose latency is above the previous bound and at most `upToNs`.
     pub count: f64,
+}
+
+impl From<&Bucket> for HistogramBucket {
+    fn from(b: &Bucket) -> Self {
+        HistogramBucket {
+            up_to_ns: b.up_to_ns as f64,
+            count: b.count as f64,
+        }
+    }
 }
 
 /// The last error a worker thread saw, e.g. `ECONNREFUSED` when the peer is not listening.
@@ -141,10 +150,7 @@ impl From<Stats> for PacketStats {
             latency_histogram: latency
                 .buckets
                 .iter()
-                .map(|b| HistogramBucket {
-                    up_to_ns: n(b.up_to_ns),
-                    count: n(b.count),
-                })
+                .map(HistogramBucket::from)
                 .collect(),
             n_kernel_drops: n(s.kernel_drops),
             n_packets_queued: n(s.packets_queued),

@@ -29,6 +29,7 @@ mod napi_raw;
 mod notify;
 mod receive;
 mod send;
+mod stream;
 
 use convert::{PacketStats, TimestampingStatus, TxTimestamp};
 use errors::OrThrow;
@@ -309,6 +310,31 @@ impl NativeUdpCom {
             .engine
             .take_tx_records(max as usize, |record| stamps.push(TxTimestamp::from(record)));
         Ok(stamps)
+    }
+
+    /// Starts a native stream (see `lib/types.ts` StreamOptions); returns its id.
+    #[napi]
+    pub fn start_stream(&self, env: Env, options: stream::NativeStreamOptions) -> napi::Result<u32> {
+        let (spec, id) = options.into_spec().or_throw(&env)?;
+        self.instance().engine.start_stream(&spec, id).or_throw(&env)
+    }
+
+    /// Asks stream `id` to stop; false if there is no such stream.
+    #[napi]
+    pub fn stop_stream(&self, id: u32) -> bool {
+        self.instance().engine.stop_stream(id)
+    }
+
+    /// Send statistics of stream `id`.
+    #[napi]
+    pub fn stream_stats(&self, id: u32) -> Option<stream::NativeStreamStats> {
+        self.instance().engine.stream_stats(id).map(stream::NativeStreamStats::from)
+    }
+
+    /// True once after a stream ended (then look at the streams' states).
+    #[napi]
+    pub fn take_streams_ended(&self) -> bool {
+        self.instance().engine.take_streams_ended()
     }
 
     /// Whether a started instance keeps the event loop alive.
