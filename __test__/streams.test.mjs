@@ -226,3 +226,182 @@ test('iperf 2 measures a udpcom stream with header iperf2: the same count, nothi
     sender.closeSocket()
   }
 })
+
+/** Nearest-rank percentile of numbers (the analysis's definition, exact here). */
+function nearestRank(values, q) {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.max(0, Math.ceil(q * sorted.length) - 1)]
+}
+const close = (actual, expected, what) => {
+  // The analysis's percentiles are HDR histogram values (2 significant digits: within 1%).
+  const tolerance = Math.abs(expected) * 0.011 + 16
+  assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual} vs ${expected} computed independently`)
+}
+
+test('stream analysis through a faulty proxy: every counter is what the proxy did; jitter and IPDV match an independent computation', async () => {
+  const { random } = await import('./fixtures/shared.mjs')
+  const dgram = await import('node:dgram')
+  const seed = Number(process.env.UDPCOM_FUZZ_SEED ?? 4242)
+  const rand = random(seed)
+  const proxy = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 })
+  await new Promise((resolve) => proxy.bind(0, '127.0.0.1', resolve))
+  const receiver = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, analyze: 'udpcom', capacity: 1 << 14 })
+  receiver.initSocket()
+  receiver.start()
+  const sender = new UdpCom('127.0.0.1', 0, '127.0.0.1', proxy.address().port, { direction: 0 })
+  sender.initSocket()
+  sender.start()
+  const forwarded = []
+  let pending = 0
+  let held = null
+  const forward = (message) => {
+    pending++
+    proxy.send(message, receiver.localPort, '127.0.0.1', () => pending--)
+  }
+  proxy.on('message', (message) => {
+    const roll = rand()
+    if (roll < 0.05) return // dropped
+    if (roll < 0.1) {
+      forward(message)
+      forward(message) // duplicated
+    } else if (roll < 0.2 && held === null) {
+      held = message // held back behind the next one: reordered
+      return
+    } else {
+      forward(message)
+    }
+    if (held !== null) {
+      forward(held)
+      held = null
+    }
+  })
+  const arrivals = []
+  receiver.onPackets((packets) => arrivals.push(...packets))
+  try {
+    const count = 2000
+    const stream = sender.startStream({ ratePps: 5000, count, streamId: 5 })
+    await within(10_000, stream.done, 'the stream')
+    await until(() => pending === 0 && proxy.getSendQueueCount() === 0, 5000, 'the proxy forwarding everything')
+    if (held !== null) forward(held)
+    await until(() => arrivals.length > 0 && receiver.getPacketStats().recvQueueLength === 0 && pending === 0, 5000, 'everything read')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+
+    // What arrived, in arrival order, as the analysis saw it.
+    // Times relative to the first packet's, so that they are exact as JavaScript numbers (ns
+    // since 1970 are not: above 2^53 a double keeps only multiples of 256).
+    const [arrival0, departure0] = [arrivals[0].timestampNs, udpcomHeader(arrivals[0].data).departureNs]
+    const seen = arrivals.map((p) => {
+      const h = udpcomHeader(p.data)
+      return { seq: Number(h.sequence), arrival: Number(p.timestampNs - arrival0), departure: Number(h.departureNs - departure0) }
+    })
+    const firstCopies = []
+    const got = new Set()
+    let duplicates = 0
+    let reordered = 0
+    let highest = -1
+    for (const a of seen) {
+      if (got.has(a.seq)) {
+        duplicates++
+        continue
+      }
+      got.add(a.seq)
+      if (a.seq < highest + 1) reordered++
+      highest = Math.max(highest, a.seq)
+      firstCopies.push(a)
+    }
+    let lossRuns = 0
+    for (let s = 0; s <= highest; s++) if (!got.has(s) && (s === 0 || got.has(s - 1))) lossRuns++
+    // RFC 3550 A.8 over consecutive first copies in arrival order.
+    let jitter = 0
+    for (let i = 1; i < firstCopies.length; i++) {
+      const d = (firstCopies[i].arrival - firstCopies[i - 1].arrival) - (firstCopies[i].departure - firstCopies[i - 1].departure)
+      jitter += (Math.abs(d) - jitter) / 16
+    }
+    // RFC 5481 IPDV over consecutive sequence numbers both received.
+    const delay = new Map(firstCopies.map((a) => [a.seq, a.arrival - a.departure]))
+    const ipdv = []
+    for (let s = 1; s <= highest; s++) if (delay.has(s) && delay.has(s - 1)) ipdv.push(delay.get(s) - delay.get(s - 1))
+
+    const [analysis, ...others] = receiver.getStreamStats()
+    assert.deepEqual(others, [])
+    assert.equal(analysis.streamId, 5)
+    assert.equal(analysis.address, '127.0.0.1')
+    assert.equal(analysis.port, proxy.address().port)
+    assert.equal(analysis.received, seen.length)
+    assert.equal(analysis.duplicates, duplicates)
+    assert.equal(analysis.lost, highest + 1 - got.size)
+    assert.equal(analysis.lossRuns, lossRuns)
+    assert.equal(analysis.reordered, reordered)
+    assert.ok(duplicates > 0 && reordered > 0 && analysis.lost > 0, 'the faults really happened')
+    close(analysis.jitterNs, jitter, 'jitter')
+    close(analysis.ipdvP50Ns, nearestRank(ipdv, 0.5), 'IPDV p50')
+    close(analysis.ipdvP99Ns, nearestRank(ipdv, 0.99), 'IPDV p99')
+    assert.equal(analysis.firstArrivalNs, arrivals[0].timestampNs)
+    assert.equal(analysis.lastArrivalNs, arrivals.at(-1).timestampNs)
+    assert.ok(analysis.oneWayLatencyP50Ns > 0 && analysis.oneWayLatencyP50Ns <= analysis.oneWayLatencyMaxNs)
+    assert.ok(analysis.ratePps > 1000 && analysis.ratePps < 10_000, `${analysis.ratePps} pps`)
+  } finally {
+    sender.closeSocket()
+    receiver.closeSocket()
+    proxy.close()
+  }
+})
+
+test('deliver: false counts and analyses without handing packets to JavaScript; the identities hold', async () => {
+  const receiver = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, analyze: 'udpcom', deliver: false })
+  receiver.initSocket()
+  receiver.start()
+  const sender = new UdpCom('127.0.0.1', 0, '127.0.0.1', receiver.localPort, { direction: 0 })
+  sender.initSocket()
+  sender.start()
+  try {
+    const stream = sender.startStream({ ratePps: 20_000, count: 10_000 })
+    await within(10_000, stream.done)
+    await until(() => receiver.getPacketStats().nPacketsReceived === 10_000, 5000, 'all received')
+    const s = receiver.getPacketStats()
+    assert.equal(s.nRecvNotDelivered, 10_000)
+    assert.equal(s.nPacketsDelivered, 0)
+    assert.equal(s.nPacketsReceived, s.nPacketsDelivered + s.nRecvRingOverflow + s.nRecvDiscarded + s.recvQueueLength + s.nRecvNotDelivered)
+    assert.equal(receiver.getStreamStats()[0].received, 10_000)
+    assert.equal(receiver.getStreamStats()[0].lost, 0)
+    assert.equal(await receiver.receiveData(0), null)
+  } finally {
+    sender.closeSocket()
+    receiver.closeSocket()
+  }
+})
+
+test('the native reflector: every datagram comes back once; the sender splits the round trip', async () => {
+  const reflector = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { reflect: true, deliver: false })
+  reflector.initSocket()
+  reflector.start()
+  const pinger = new UdpCom('127.0.0.1', 0, '127.0.0.1', reflector.localPort, { analyze: 'udpcom', deliver: false })
+  pinger.initSocket()
+  pinger.start()
+  try {
+    const stream = pinger.startStream({ ratePps: 5000, count: 2000, streamId: 3 })
+    await within(10_000, stream.done)
+    await until(() => pinger.getPacketStats().nPacketsReceived === 2000, 5000, 'every reply back')
+    assert.equal(reflector.getPacketStats().nReflected, 2000)
+    assert.equal(reflector.getPacketStats().nReflectErrors, 0)
+    const [back] = pinger.getStreamStats()
+    assert.equal(back.received, 2000)
+    assert.equal(back.duplicates, 0)
+    assert.equal(back.lost, 0)
+    const { roundTrip } = stream.stats()
+    assert.equal(roundTrip.count, 2000)
+    assert.ok(roundTrip.rttP50Ns > 0 && roundTrip.rttP50Ns <= roundTrip.rttP99Ns && roundTrip.rttP99Ns <= roundTrip.rttMaxNs)
+    assert.ok(roundTrip.forwardP50Ns > 0 && roundTrip.backwardP50Ns > 0)
+    // Stopping the reflector during a stream: what it had reflected is counted, nothing hangs.
+    const endless = pinger.startStream({ ratePps: 5000 })
+    await until(() => reflector.getPacketStats().nReflected > 2100, 5000, 'reflecting again')
+    reflector.stop()
+    endless.stop()
+    await within(5000, endless.done)
+  } finally {
+    pinger.closeSocket()
+    reflector.closeSocket()
+  }
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { reflect: true, direction: 1 }), { code: 'ERR_INVALID_ARG_VALUE' })
+  assert.throws(() => new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { analyze: 'tcp' }), { code: 'ERR_INVALID_ARG_VALUE' })
+})

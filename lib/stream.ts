@@ -72,7 +72,6 @@ export class Stream {
   readonly done: Promise<StreamSendStats>
   readonly #host: StreamHost
   #settle: ((stats: StreamSendStats) => void) | undefined
-  #final: StreamSendStats | undefined
 
   /** @internal Made by UdpCom.startStream. */
   constructor(host: StreamHost, id: number) {
@@ -88,16 +87,15 @@ export class Stream {
     this.#host.native.stopStream(this.id)
   }
 
-  /** Its send statistics, as of now (the final ones once it ended). */
+  /** Its send statistics, as of now (round trips go on counting replies that arrive after it ended). */
   stats(): StreamSendStats {
-    return this.#final ?? (this.#host.native.streamStats(this.id) as StreamSendStats)
+    return this.#host.native.streamStats(this.id) as StreamSendStats
   }
 
   /** @internal Settles `done` if the stream ended; returns whether it did. */
   settleIfEnded(): boolean {
     const stats = this.#host.native.streamStats(this.id) as StreamSendStats | null
     if (stats === null || stats.state === 'running') return false
-    this.#final = stats
     this.#settle?.(stats)
     this.#settle = undefined
     return true

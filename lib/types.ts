@@ -66,6 +66,20 @@ export interface UdpComOptions {
   timestamping?: TimestampingMode
   /** What to use when hardware stamps cannot be had: 'software' or 'none'; unset: throw. */
   timestampingFallback?: 'software' | 'none'
+  /**
+   * Analyse every received datagram's stream header natively ('udpcom': udpcom's header, streams
+   * keyed by stream id and source; 'iperf2': iperf 2's, keyed by source): loss, reordering,
+   * jitter, delay variation, one-way latency; read with getStreamStats().
+   */
+  analyze?: 'udpcom' | 'iperf2'
+  /** false: count (and analyse, reflect) received datagrams without handing them to JavaScript, for rates JavaScript cannot take (nRecvNotDelivered). Default true. */
+  deliver?: boolean
+  /**
+   * Send every received datagram back to its source at once, from the receive worker (direction
+   * 2; not with timestamping). A udpcom header gets the reflector's receive and send times, so
+   * that the sender's analysis splits the round trip into its two directions.
+   */
+  reflect?: boolean
   /** Aborting it closes the instance, like closeSocket() (as dgram.createSocket's signal). */
   signal?: AbortSignal
 }
@@ -225,6 +239,12 @@ export interface PacketStats {
    * without their kernel stamp.
    */
   nControlTruncated: number
+  /** Received datagrams analysed or reflected and not handed to JavaScript (`deliver: false`). */
+  nRecvNotDelivered: number
+  /** Replies the native reflector sent (`reflect`). */
+  nReflected: number
+  /** Replies the reflector could not send (lastError says why). */
+  nReflectErrors: number
   /** The last error a worker thread saw, if any. */
   lastError?: WorkerError
 }
@@ -330,4 +350,65 @@ export interface StreamSendStats {
   p999LatenessNs: number
   /** Lateness histogram: doubling buckets from 16 ns up to the maximum. */
   latenessHistogram: HistogramBucket[]
+  /** Round trips of its packets through a reflector, when this instance analyses the replies (`analyze: 'udpcom'`). */
+  roundTrip?: RoundTripStats
+}
+
+/** Round trips through a native reflector, from the four times of the udpcom header. */
+export interface RoundTripStats {
+  /** Replies with all four times. */
+  count: number
+  /** Round-trip time without the reflector's hold time: arrival − departure − (reflector send − reflector receive). */
+  rttP50Ns: number
+  rttP99Ns: number
+  rttMaxNs: number
+  /** Reflector receive − departure (one way out; meaningful when the clocks are one), median. */
+  forwardP50Ns: number
+  /** Arrival − reflector send (one way back), median. */
+  backwardP50Ns: number
+}
+
+/**
+ * One received stream's analysis (analyze option; README "Streams" defines each metric as
+ * RFC 3550, 4737 and 5481 do). One per stream seen, in order of first arrival.
+ */
+export interface StreamStats {
+  /** The udpcom header's stream id; null for iperf 2 streams (keyed by source). */
+  streamId: number | null
+  /** The stream's source. */
+  address: string
+  port: number
+  /** Datagrams of the stream that arrived, duplicates included. */
+  received: number
+  /** Sequence numbers expected (first to highest seen) and not received. */
+  lost: number
+  /** Runs of consecutive lost sequence numbers. */
+  lossRuns: number
+  /** Datagrams whose sequence number had arrived before. */
+  duplicates: number
+  /** Datagrams that arrived with a sequence number below the next expected (RFC 4737). */
+  reordered: number
+  /** The largest reordering extent (RFC 4737 §4.2). */
+  maxReorderExtent: number
+  /** Interarrival jitter, RFC 3550 A.8, ns. */
+  jitterNs: number
+  /** Inter-packet delay variation of consecutive packets, RFC 5481 §4.1 (signed), ns. */
+  ipdvP50Ns: number
+  ipdvP99Ns: number
+  /** Packet delay variation, RFC 5481 §4.2: 99th percentile of delay − minimum delay, ns. */
+  pdvP99Ns: number
+  /** One-way latency: arrival − departure in the header (clocks must agree), ns. */
+  oneWayLatencyP50Ns: number
+  oneWayLatencyP99Ns: number
+  oneWayLatencyP999Ns: number
+  oneWayLatencyMaxNs: number
+  /** Arrival − the header's target time ('udpcom'), ns. */
+  latenessP50Ns: number
+  latenessP99Ns: number
+  latenessMaxNs: number
+  /** First and last arrival, CLOCK_MONOTONIC ns. */
+  firstArrivalNs: bigint
+  lastArrivalNs: bigint
+  /** (received − 1) / (last − first arrival). */
+  ratePps: number
 }

@@ -21,6 +21,7 @@ import type {
   PacketStats,
   ReceivedPacket,
   StreamOptions,
+  StreamStats,
   TimestampingStatus,
   TxTimestamp,
   UdpComOptions,
@@ -443,7 +444,8 @@ type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A]
 // A compile error here means the native statistics and the public PacketStats have drifted apart.
 const statsMatch: SameKeys<Native.PacketStats, PacketStats> = true
 const timestampingMatch: SameKeys<Native.TimestampingStatus, TimestampingStatus> = true
-void [statsMatch, timestampingMatch]
+const analysisMatch: SameKeys<Native.NativeStreamAnalysis, StreamStats> = true
+void [statsMatch, timestampingMatch, analysisMatch]
 
 /** Removes an abort listener that is no longer needed. */
 function forget(pending: { signal: AbortSignal | undefined; onAbort: (() => void) | undefined }): void {
@@ -679,6 +681,11 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
    */
   getTxTimestamps(max?: number): TxTimestamp[] {
     return this.#native.txTimestamps(max === undefined ? MAX_BATCH : validateCount(max, 'max', MAX_BATCH))
+  }
+
+  /** The analysis of every stream received so far (`analyze` option), in order of first arrival. */
+  getStreamStats(): StreamStats[] {
+    return this.#native.streamAnalysis().map((s) => ({ ...s, streamId: s.streamId ?? null }))
   }
 
   /** Counters and latency statistics since the instance was created. */

@@ -88,8 +88,9 @@ export function validateAbortOptions(value: unknown, name: string): AbortSignal 
 
 /** The options the constructor knows: a misspelt `priorty` must not silently run without it. */
 const NUMBER_OPTIONS = ['cpu', 'rxCpu', 'capacity', 'ringBytes', 'direction', 'priority', 'spinNs', 'napNs', 'rxSpinNs'] as const
-const STRING_OPTIONS = ['timestamping', 'timestampingFallback'] as const
-const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, 'inlineSend', 'signal']
+const STRING_OPTIONS = ['timestamping', 'timestampingFallback', 'analyze'] as const
+const BOOLEAN_OPTIONS = ['inlineSend', 'deliver', 'reflect'] as const
+const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, ...BOOLEAN_OPTIONS, 'signal']
 
 /** The constructor's options: types checked here, values by the engine. */
 export function validateOptions(value: unknown): { native: NativeOptions; signal: AbortSignal | undefined } {
@@ -121,9 +122,11 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   if (typeof lockMemory === 'boolean') native.lockMemory = lockMemory ? 'rings' : 'none'
   else if (typeof lockMemory === 'string') native.lockMemory = lockMemory
   else if (lockMemory !== undefined) throw invalidArgType('options.lockMemory', 'of type boolean or string', lockMemory)
-  const inlineSend = field('inlineSend')
-  if (typeof inlineSend === 'boolean') native.inlineSend = inlineSend
-  else if (inlineSend !== undefined) throw invalidArgType('options.inlineSend', 'of type boolean', inlineSend)
+  for (const name of BOOLEAN_OPTIONS) {
+    const option = field(name)
+    if (typeof option === 'boolean') native[name] = option
+    else if (option !== undefined) throw invalidArgType(`options.${name}`, 'of type boolean', option)
+  }
   return { native, signal: validateAbortSignal(field('signal'), 'options.signal') }
 }
 

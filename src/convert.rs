@@ -101,6 +101,12 @@ pub struct PacketStats {
     /// buffer (MSG_CTRUNC): their kernel stamp or drop count may be missing. The datagrams are
     /// delivered all the same.
     pub n_control_truncated: f64,
+    /// Datagrams analysed or reflected and not handed to JavaScript (`deliver: false`).
+    pub n_recv_not_delivered: f64,
+    /// Replies the reflector sent (`reflect`).
+    pub n_reflected: f64,
+    /// Replies the reflector could not send.
+    pub n_reflect_errors: f64,
     /// Spin window the sender uses now, ns (spinNs, or the adaptive window).
     pub spin_window_ns: f64,
     /// Transmit timestamps read from the socket's error queue and matched to their packets
@@ -147,11 +153,7 @@ impl From<Stats> for PacketStats {
             p90_latency_ns: n(latency.p90_ns),
             p99_latency_ns: n(latency.p99_ns),
             p999_latency_ns: n(latency.p999_ns),
-            latency_histogram: latency
-                .buckets
-                .iter()
-                .map(HistogramBucket::from)
-                .collect(),
+            latency_histogram: latency.buckets.iter().map(HistogramBucket::from).collect(),
             n_kernel_drops: n(s.kernel_drops),
             n_packets_queued: n(s.packets_queued),
             send_queue_length: n(s.send_queue_length),
@@ -161,6 +163,9 @@ impl From<Stats> for PacketStats {
             n_rt_demotions: n(s.rt_demotions),
             n_stalls: n(s.stalls),
             n_control_truncated: n(s.control_truncated),
+            n_recv_not_delivered: n(s.recv_not_delivered),
+            n_reflected: n(s.reflected),
+            n_reflect_errors: n(s.reflect_errors),
             spin_window_ns: n(s.spin_window_ns),
             n_tx_timestamps: n(s.tx_timestamps),
             n_tx_timestamps_dropped: n(s.tx_records_dropped),

@@ -53,6 +53,10 @@ pub struct NativeOptions {
     pub rx_spin_ns: Option<f64>,
     pub timestamping: Option<String>,
     pub timestamping_fallback: Option<String>,
+    /// 'udpcom' or 'iperf2'.
+    pub analyze: Option<String>,
+    pub deliver: Option<bool>,
+    pub reflect: Option<bool>,
 }
 
 impl From<NativeOptions> for Options {
@@ -71,6 +75,9 @@ impl From<NativeOptions> for Options {
             rx_spin_ns: o.rx_spin_ns,
             timestamping: o.timestamping,
             timestamping_fallback: o.timestamping_fallback,
+            analyze: o.analyze,
+            deliver: o.deliver,
+            reflect: o.reflect,
         }
     }
 }
@@ -328,7 +335,25 @@ impl NativeUdpCom {
     /// Send statistics of stream `id`.
     #[napi]
     pub fn stream_stats(&self, id: u32) -> Option<stream::NativeStreamStats> {
-        self.instance().engine.stream_stats(id).map(stream::NativeStreamStats::from)
+        self.instance()
+            .engine
+            .stream_stats(id)
+            .map(stream::NativeStreamStats::from)
+    }
+
+    /// The analysis of every stream received so far (`analyze`), in order of first arrival;
+    /// empty without `analyze`.
+    #[napi]
+    pub fn stream_analysis(&self, env: Env) -> napi::Result<Vec<stream::NativeStreamAnalysis>> {
+        let instance = self.instance();
+        instance.engine.check_open().or_throw(&env)?;
+        Ok(instance
+            .engine
+            .analyzed_streams()
+            .unwrap_or_default()
+            .into_iter()
+            .map(stream::NativeStreamAnalysis::from)
+            .collect())
     }
 
     /// True once after a stream ended (then look at the streams' states).

@@ -4,8 +4,9 @@
 
 use napi::bindgen_prelude::{BigInt, Buffer};
 use napi_derive::napi;
+use udpcom_engine::analysis::StreamSnapshot;
 use udpcom_engine::{
-    now_ns, Error, StreamEnd, StreamHeader, StreamLength, StreamRate, StreamSendStats, StreamSpec,
+    format_ip, now_ns, Error, PeerAddr, StreamEnd, StreamHeader, StreamLength, StreamRate, StreamSendStats, StreamSpec,
 };
 
 use crate::args;
@@ -37,7 +38,9 @@ pub struct NativeStreamOptions {
 impl NativeStreamOptions {
     /// The engine's spec, and the stream id asked for.
     pub fn into_spec(self) -> Result<(StreamSpec, Option<u32>), Error> {
-        let integer = |name: &str, value: f64, min: u64, max: u64| udpcom_engine::integer(&format!("\"options.{name}\""), value, min, max);
+        let integer = |name: &str, value: f64, min: u64, max: u64| {
+            udpcom_engine::integer(&format!("\"options.{name}\""), value, min, max)
+        };
         let rate = match (self.rate_pps, self.period_ns, self.bits_per_second) {
             (Some(pps), None, None) => StreamRate::PacketsPerSecond(pps),
             (None, Some(ns), None) => StreamRate::PeriodNs(integer("periodNs", ns, 1, u64::MAX >> 11)?),
@@ -69,16 +72,34 @@ impl NativeStreamOptions {
             None => 64,
         };
         let spec = StreamSpec {
-            start_ns: self.start_ns.map_or_else(|| now_ns() + DEFAULT_START_DELAY_NS, |b| b.get_u64().1),
+            start_ns: self
+                .start_ns
+                .map_or_else(|| now_ns() + DEFAULT_START_DELAY_NS, |b| b.get_u64().1),
             rate,
             length,
-            burst: self.burst.map(|b| integer("burst", b, 1, 1 << 20)).transpose()?.unwrap_or(1),
+            burst: self
+                .burst
+                .map(|b| integer("burst", b, 1, 1 << 20))
+                .transpose()?
+                .unwrap_or(1),
             size,
             payload,
-            header: self.header.as_deref().map(StreamHeader::parse).transpose()?.unwrap_or(StreamHeader::Udpcom),
-            destination: self.destination.map(|d| args::destination(&d.address, d.port)).transpose()?,
+            header: self
+                .header
+                .as_deref()
+                .map(StreamHeader::parse)
+                .transpose()?
+                .unwrap_or(StreamHeader::Udpcom),
+            destination: self
+                .destination
+                .map(|d| args::destination(&d.address, d.port))
+                .transpose()?,
         };
-        let id = self.stream_id.map(|id| integer("streamId", id, 0, u32::MAX as u64)).transpose()?.map(|id| id as u32);
+        let id = self
+            .stream_id
+            .map(|id| integer("streamId", id, 0, u32::MAX as u64))
+            .transpose()?
+            .map(|id| id as u32);
         Ok((spec, id))
     }
 }
@@ -105,6 +126,79 @@ pub struct NativeStreamStats {
     pub p999_lateness_ns: f64,
     pub max_lateness_ns: f64,
     pub lateness_histogram: Vec<HistogramBucket>,
+    /// Round trips of its packets through a reflector, when this instance analyses the replies.
+    pub round_trip: Option<NativeRoundTrip>,
+}
+
+/// Round trips of a stream's packets through a reflector (its udpcom header's four times).
+#[napi(object, object_from_js = false)]
+pub struct NativeRoundTrip {
+    pub count: f64,
+    pub rtt_p50_ns: f64,
+    pub rtt_p99_ns: f64,
+    pub rtt_max_ns: f64,
+    pub forward_p50_ns: f64,
+    pub backward_p50_ns: f64,
+}
+
+/// One received stream's analysis (`analyze`): the fields of the public StreamStats.
+#[napi(object, object_from_js = false)]
+pub struct NativeStreamAnalysis {
+    pub stream_id: Option<u32>,
+    pub address: String,
+    pub port: u32,
+    pub received: f64,
+    pub lost: f64,
+    pub loss_runs: f64,
+    pub duplicates: f64,
+    pub reordered: f64,
+    pub max_reorder_extent: f64,
+    pub jitter_ns: f64,
+    pub ipdv_p50_ns: f64,
+    pub ipdv_p99_ns: f64,
+    pub pdv_p99_ns: f64,
+    pub one_way_latency_p50_ns: f64,
+    pub one_way_latency_p99_ns: f64,
+    pub one_way_latency_p999_ns: f64,
+    pub one_way_latency_max_ns: f64,
+    pub lateness_p50_ns: f64,
+    pub lateness_p99_ns: f64,
+    pub lateness_max_ns: f64,
+    pub first_arrival_ns: u64,
+    pub last_arrival_ns: u64,
+    pub rate_pps: f64,
+}
+
+impl From<StreamSnapshot> for NativeStreamAnalysis {
+    fn from(s: StreamSnapshot) -> Self {
+        let n = |v: u64| v as f64;
+        let i = |v: i64| v as f64;
+        NativeStreamAnalysis {
+            stream_id: s.stream_id,
+            address: format_ip(&PeerAddr::from_socket_addr(s.source)),
+            port: u32::from(s.source.port()),
+            received: n(s.received),
+            lost: n(s.lost),
+            loss_runs: n(s.loss_runs),
+            duplicates: n(s.duplicates),
+            reordered: n(s.reordered),
+            max_reorder_extent: n(s.max_reorder_extent),
+            jitter_ns: s.jitter_ns,
+            ipdv_p50_ns: i(s.ipdv_p50_ns),
+            ipdv_p99_ns: i(s.ipdv_p99_ns),
+            pdv_p99_ns: n(s.pdv_p99_ns),
+            one_way_latency_p50_ns: i(s.one_way_latency_p50_ns),
+            one_way_latency_p99_ns: i(s.one_way_latency_p99_ns),
+            one_way_latency_p999_ns: i(s.one_way_latency_p999_ns),
+            one_way_latency_max_ns: i(s.one_way_latency_max_ns),
+            lateness_p50_ns: i(s.lateness_p50_ns),
+            lateness_p99_ns: i(s.lateness_p99_ns),
+            lateness_max_ns: i(s.lateness_max_ns),
+            first_arrival_ns: s.first_arrival_ns,
+            last_arrival_ns: s.last_arrival_ns,
+            rate_pps: s.rate_pps,
+        }
+    }
 }
 
 impl From<StreamSendStats> for NativeStreamStats {
@@ -135,6 +229,14 @@ impl From<StreamSendStats> for NativeStreamStats {
             p999_lateness_ns: n(l.p999_ns),
             max_lateness_ns: n(l.max_ns),
             lateness_histogram: l.buckets.iter().map(HistogramBucket::from).collect(),
+            round_trip: s.round_trip.map(|r| NativeRoundTrip {
+                count: r.count as f64,
+                rtt_p50_ns: r.rtt_p50_ns as f64,
+                rtt_p99_ns: r.rtt_p99_ns as f64,
+                rtt_max_ns: r.rtt_max_ns as f64,
+                forward_p50_ns: r.forward_p50_ns as f64,
+                backward_p50_ns: r.backward_p50_ns as f64,
+            }),
         }
     }
 }

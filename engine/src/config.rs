@@ -7,6 +7,7 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::addr::parse_ip_with_scope;
+use crate::analysis::AnalyzeMode;
 use crate::clock::SpinPolicy;
 use crate::error::{Error, Result};
 
@@ -123,6 +124,12 @@ pub struct Options {
     pub timestamping: Option<String>,
     /// 'software' or 'none': what to do when hardware stamps cannot be had.
     pub timestamping_fallback: Option<String>,
+    /// 'udpcom' or 'iperf2': analyse every received datagram's stream header.
+    pub analyze: Option<String>,
+    /// false: count and analyse received datagrams without handing them to JavaScript.
+    pub deliver: Option<bool>,
+    /// Send every received datagram back to its source at once (direction 2).
+    pub reflect: Option<bool>,
 }
 
 /// Default ring capacity in packets.
@@ -188,6 +195,12 @@ pub struct Config {
     pub timestamping: TimestampMode,
     /// What to use instead when hardware stamps cannot be had; `None`: fail.
     pub timestamping_fallback: Option<TimestampMode>,
+    /// The stream header the receiver analyses, if any (`analyze`).
+    pub analyze: Option<AnalyzeMode>,
+    /// Received datagrams go to JavaScript (`deliver`, default true).
+    pub deliver: bool,
+    /// The receiver sends every datagram back to its source (`reflect`).
+    pub reflect: bool,
 }
 
 impl Config {
@@ -271,6 +284,42 @@ impl Config {
             }
         };
 
+        let analyze = match options.analyze.as_deref() {
+            None => None,
+            Some("udpcom") => Some(AnalyzeMode::Udpcom),
+            Some("iperf2") => Some(AnalyzeMode::Iperf2),
+            Some(other) => {
+                return Err(Error::invalid_arg_value(
+                    "The property 'options.analyze'",
+                    "must be one of 'udpcom', 'iperf2'",
+                    format!("'{other}'"),
+                ))
+            }
+        };
+        if (analyze.is_some() || options.deliver == Some(false)) && !direction.receives() {
+            return Err(Error::invalid_arg_value(
+                "The property 'options.analyze'",
+                "needs an instance that receives (direction 1 or 2)",
+                "a send-only instance",
+            ));
+        }
+        let reflect = options.reflect.unwrap_or(false);
+        if reflect && direction != Direction::Both {
+            return Err(Error::invalid_arg_value(
+                "The property 'options.reflect'",
+                "needs an instance that receives and sends (direction 2)",
+                format!("direction {}", if direction.sends() { 0 } else { 1 }),
+            ));
+        }
+        if reflect && timestamping != TimestampMode::None {
+            // Transmit stamps are matched to packets by the kernel's count of sent datagrams,
+            // which the reflector's replies (sent from another thread) would throw off.
+            return Err(Error::invalid_arg_value(
+                "The property 'options.reflect'",
+                "cannot be combined with timestamping (transmit stamps); the reflector stamps with its own clock",
+                format!("timestamping '{}'", timestamping.name()),
+            ));
+        }
         Ok(Config {
             local: socket_addr(local_ip, local_port, local_scope),
             remote: (remote_port != 0).then_some(socket_addr(remote_ip, remote_port, remote_scope)),
@@ -287,6 +336,9 @@ impl Config {
             rx_spin_ns: opt("rxSpinNs", options.rx_spin_ns, 0, MAX_SPIN_NS)?.unwrap_or(0),
             timestamping,
             timestamping_fallback,
+            analyze,
+            deliver: options.deliver.unwrap_or(true),
+            reflect,
         })
     }
 

@@ -8,15 +8,17 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use crate::addr::PeerAddr;
+use crate::analysis::{Analyzer, AnalyzerTotals, StreamSnapshot};
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
 use crate::memlock;
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
+use crate::reflect::Reflector;
 use crate::ring::{packet_ring, Consumer, Producer};
 use crate::rt::ThreadSetup;
 use crate::sender::{SendMeta, Sender};
@@ -90,6 +92,8 @@ pub struct UdpEngine {
     inline_latencies: Latencies,
     /// Every stream started on the instance, by id (their statistics outlive them).
     streams: Vec<Arc<StreamShared>>,
+    /// The receiver's stream analysis (`analyze`), kept across stop()/start().
+    analyzer: Option<Arc<Mutex<Analyzer>>>,
     /// The id the next stream gets unless it names one.
     next_stream_id: u32,
 }
@@ -97,6 +101,7 @@ pub struct UdpEngine {
 impl UdpEngine {
     /// An instance with a validated configuration; nothing is opened yet.
     pub fn new(config: Config) -> Self {
+        let analyzer = config.analyze.map(|mode| Arc::new(Mutex::new(Analyzer::new(mode))));
         UdpEngine {
             config,
             state: State::Created,
@@ -113,6 +118,7 @@ impl UdpEngine {
             inline_latencies: Latencies::default(),
             streams: Vec::new(),
             next_stream_id: 1,
+            analyzer,
         }
     }
 
@@ -260,6 +266,12 @@ impl UdpEngine {
             let path = ReceivePath {
                 ring: producer,
                 batch: RecvBatch::new(),
+                analyzer: self.analyzer.clone(),
+                reflector: self
+                    .config
+                    .reflect
+                    .then(|| Reflector::new(self.config.remote.is_some())),
+                deliver: self.config.deliver,
             };
             self.recv = Some(RecvSide {
                 consumer,
@@ -531,9 +543,32 @@ impl UdpEngine {
         true
     }
 
-    /// Statistics of stream `id` (the latest started with that id).
+    /// Statistics of stream `id` (the latest started with that id), with the round trips of its
+    /// packets a reflector sent back when this instance analyses what it receives.
     pub fn stream_stats(&self, id: u32) -> Option<StreamSendStats> {
-        self.streams.iter().rev().find(|s| s.id == id).map(|s| s.stats())
+        let mut stats = self.streams.iter().rev().find(|s| s.id == id)?.stats();
+        stats.round_trip = self
+            .analyzed_streams()
+            .and_then(|streams| {
+                streams
+                    .into_iter()
+                    .find(|s| s.stream_id == Some(id) && s.round_trip.is_some())
+            })
+            .and_then(|s| s.round_trip);
+        Some(stats)
+    }
+
+    /// The analysis of every stream received so far, in order of first arrival (`analyze`);
+    /// `None` without it.
+    pub fn analyzed_streams(&self) -> Option<Vec<StreamSnapshot>> {
+        let analyzer = self.analyzer.as_ref()?;
+        Some(analyzer.lock().unwrap_or_else(|p| p.into_inner()).streams())
+    }
+
+    /// Datagrams the analysis could not read (not of its header) and beyond its stream limit.
+    pub fn analysis_totals(&self) -> Option<AnalyzerTotals> {
+        let analyzer = self.analyzer.as_ref()?;
+        Some(analyzer.lock().unwrap_or_else(|p| p.into_inner()).totals())
     }
 
     /// True once after a stream ended: JavaScript looks at its streams then.

@@ -75,6 +75,7 @@ pub mod header;
 mod memlock;
 pub mod pcap;
 mod receiver;
+mod reflect;
 mod ring;
 mod rt;
 mod sender;

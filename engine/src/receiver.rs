@@ -14,14 +14,16 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::time::Timespec;
 
 use crate::addr::PeerAddr;
+use crate::analysis::Analyzer;
 use crate::config::TimestampMode;
 use crate::error::Error;
+use crate::reflect::Reflector;
 use crate::ring::Producer;
 use crate::rt::RunBudget;
 use crate::shared::{Notify, Shared};
@@ -58,10 +60,17 @@ pub struct RecvMeta {
     pub peer: PeerAddr,
 }
 
-/// The receive half: ring and `recvmmsg` buffers.
+/// The receive half: ring, `recvmmsg` buffers, and the stages every datagram goes through
+/// before the ring.
 pub(crate) struct ReceivePath {
     pub ring: Producer<RecvMeta>,
     pub batch: RecvBatch,
+    /// Stream analysis (`analyze`), shared with the JavaScript thread's getStreamStats.
+    pub analyzer: Option<Arc<Mutex<Analyzer>>>,
+    /// The native reflector (`reflect`).
+    pub reflector: Option<Reflector>,
+    /// Datagrams go into the ring for JavaScript (`deliver`).
+    pub deliver: bool,
 }
 
 /// The transmit-stamp half: what the error queue needs.
@@ -179,20 +188,49 @@ impl Receiver {
         let count = path.batch.recv(self.socket.as_fd())?;
         let now = now_ns();
         let (mut bytes, mut overflow, mut dropped_total, mut control_truncated) = (0, 0, None, 0);
+        // The stages: analysis, reflection, delivery to the ring. One lock per batch.
+        let mut analyzer = path
+            .analyzer
+            .as_ref()
+            .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
+        let realtime_now = (analyzer.is_some() || path.reflector.is_some()).then(crate::time::realtime_ns);
         for i in 0..count {
             let datagram = path.batch.datagram(i);
             bytes += datagram.payload.len() as u64;
             // A datagram whose control data was cut short is still delivered (it may lack its
             // kernel stamp or the drop count); the truncation is counted.
             control_truncated += u64::from(datagram.ancillary.control_truncated);
-            if path
-                .ring
-                .stage(recv_meta(&datagram, now, clock), datagram.payload)
-                .is_err()
-            {
+            let meta = recv_meta(&datagram, now, clock);
+            if let Some(realtime_now) = realtime_now {
+                // The header's times are CLOCK_REALTIME: the kernel's stamp as it came, else now.
+                let arrival_realtime = datagram.ancillary.software_ns.unwrap_or(realtime_now);
+                if let Some(analyzer) = analyzer.as_mut() {
+                    if let Some(source) = datagram.peer.to_socket_addr() {
+                        analyzer.analyze(meta.arrival_ns, arrival_realtime, source, datagram.payload);
+                    }
+                }
+                if let Some(reflector) = path.reflector.as_mut() {
+                    reflector.add(datagram.payload, datagram.peer, arrival_realtime);
+                }
+            }
+            if !path.deliver {
+                continue;
+            }
+            if path.ring.stage(meta, datagram.payload).is_err() {
                 overflow += 1;
             }
             dropped_total = datagram.ancillary.dropped_total.or(dropped_total);
+        }
+        drop(analyzer);
+        if let Some(reflector) = path.reflector.as_mut() {
+            let flushed = reflector.flush(self.socket.as_fd());
+            crate::reflect::count(flushed, counters);
+            if let Some(errno) = flushed.error {
+                shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
+            }
+        }
+        if !path.deliver {
+            bump(&counters.not_delivered, count as u64);
         }
         // Count before publishing: the JavaScript thread acquires the ring's head before it
         // delivers a packet, so whatever it has delivered is already counted as received.

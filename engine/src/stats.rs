@@ -95,6 +95,12 @@ pub(crate) struct ReceiverCounters {
     pub tx_records_dropped: AtomicU64,
     /// Times the receiver left SCHED_FIFO to stay clear of RT throttling.
     pub rt_demotions: AtomicU64,
+    /// Datagrams analysed or reflected and not handed to JavaScript (`deliver: false`).
+    pub not_delivered: AtomicU64,
+    /// Replies the reflector sent.
+    pub reflected: AtomicU64,
+    /// Replies the reflector could not send.
+    pub reflect_errors: AtomicU64,
     /// Received datagrams and error-queue entries whose control data did not fit its buffer
     /// (`MSG_CTRUNC`).
     pub control_truncated: AtomicU64,
@@ -332,6 +338,12 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Datagrams the receiver read off the socket.
     pub packets_received: u64,
+    /// Datagrams analysed or reflected and, with `deliver: false`, not handed to JavaScript.
+    pub recv_not_delivered: u64,
+    /// Replies the reflector sent.
+    pub reflected: u64,
+    /// Replies the reflector could not send.
+    pub reflect_errors: u64,
     /// Payload bytes the receiver read off the socket.
     pub bytes_received: u64,
     /// Send calls refused because the send ring was full.
@@ -399,6 +411,7 @@ impl Counters {
         let packets_received = read(&rx.packets_received);
         let packets_delivered = read(&js.packets_delivered);
         let recv_discarded = read(&js.recv_discarded);
+        let recv_not_delivered = read(&rx.not_delivered);
         Stats {
             packets_sent,
             bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes) + read(&tx.stream_bytes_sent),
@@ -413,7 +426,11 @@ impl Counters {
             packets_queued,
             send_queue_length: packets_queued.saturating_sub(packets_sent + send_errors + packets_discarded),
             packets_delivered,
-            recv_queue_length: packets_received.saturating_sub(recv_ring_overflow + packets_delivered + recv_discarded),
+            recv_queue_length: packets_received
+                .saturating_sub(recv_ring_overflow + packets_delivered + recv_discarded + recv_not_delivered),
+            recv_not_delivered,
+            reflected: read(&rx.reflected),
+            reflect_errors: read(&rx.reflect_errors),
             recv_discarded,
             rt_demotions: read(&tx.rt_demotions) + read(&rx.rt_demotions),
             stalls: read(&tx.stalls),

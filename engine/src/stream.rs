@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use crate::addr::PeerAddr;
+use crate::analysis::RoundTripSnapshot;
 use crate::error::{Error, Result};
 use crate::header::{Iperf2Header, UdpcomHeader, IPERF2_FIRST_SEQUENCE, IPERF2_HEADER_LEN, UDPCOM_HEADER_LEN};
 use crate::stats::{bump, LatencyRecorder, LatencySummary, SharedLatencies};
@@ -371,6 +372,7 @@ impl StreamShared {
             start_ns: self.start_ns,
             period_ns: self.period_ns,
             lateness: self.lateness.summary(),
+            round_trip: None,
         }
     }
 }
@@ -399,6 +401,8 @@ pub struct StreamSendStats {
     pub period_ns: f64,
     /// Lateness of each packet (departure − target).
     pub lateness: LatencySummary,
+    /// Round trips through a reflector, when the instance analyses its replies.
+    pub round_trip: Option<RoundTripSnapshot>,
 }
 
 /// A stream as the sender thread runs it.
