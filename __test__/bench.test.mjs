@@ -31,7 +31,7 @@ test('npm run bench works: the smoke run prints one table with every section, an
     const tableLines = stdout.split('\n').filter((line) => line.startsWith('| '))
     assert.match(tableLines[0], /\| # \| Measurement \| udpcom \| node:dgram \|/)
     const sections = new Set(tableLines.slice(1).map((line) => line.split(' | ')[0].slice(2)))
-    assert.deepEqual([...sections].sort(), ['1', '2', '3', '4', '5', '6', '7'])
+    assert.deepEqual([...sections].sort(), ['1', '2', '3', '4', '5', '6', '7', '8'])
     assert.match(stdout, /Built from commit \S+.*clocksource .*RT throttling .*rmem_max/)
     assert.match(stdout, /Steal time .* during each section: 1: /)
     const results = JSON.parse(readFileSync(json, 'utf8'))
@@ -78,13 +78,20 @@ test('npm run bench works: the smoke run prints one table with every section, an
 
     // 6. Calls were timed, and the whole-cost senders delivered.
     const cost = raw['call-cost']
-    for (const method of ['sendData', 'sendBatch', 'dgram']) {
+    for (const method of ['sendData', 'sendBatch', 'dgram', 'receiveData']) {
       assert.ok(cost.wall[method].length > 0 && cost.wall[method].every((ns) => ns > 0), `call cost ${method}: ${cost.wall[method]}`)
     }
     for (const [variant, runs] of Object.entries(cost.whole)) moved(runs, 'received', `whole cost ${variant}`)
 
     // 7. The idle instance really had its two workers.
     assert.equal(raw['idle-cpu'].udpcom.workerThreads, 2)
+
+    // 8. The streams reached the independent receiver; the fast one too; the analysis was timed.
+    const streams = raw.streams
+    for (const [variant, runs] of Object.entries(streams.runs)) moved(runs, 'count', `stream section ${variant}`)
+    assert.ok(streams.fast.received > 0, `fast stream: ${JSON.stringify(streams.fast)}`)
+    assert.ok(streams.cost.udpcomNs > 0 && streams.cost.interleavedNs > 0, JSON.stringify(streams.cost))
+    assert.ok(streams.idle.sent > 0, JSON.stringify(streams.idle))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -29,6 +29,7 @@ const SECTIONS = [
   ['5', 'event-loop-delay'],
   ['6', 'call-cost'],
   ['7', 'idle-cpu'],
+  ['8', 'streams'],
 ]
 
 const { values: opts } = parseArgs({
@@ -49,10 +50,10 @@ const jsonPath = opts.json ?? `${ROOT}.tmp/bench/${started.toISOString().replace
 function build() {
   // The instruments and the native ceiling are Rust examples of the engine crate.
   execFileSync('cargo', ['build', '--release', '--examples', '-p', 'udpcom-engine'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
-  for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender']) {
+  for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender', 'analysis_cost']) {
     if (!existsSync(BIN(name))) throw new Error(`missing ${BIN(name)}`)
   }
-  if (!existsSync(`${ROOT}udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
+  if (!existsSync(`${ROOT}native/udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
 }
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')

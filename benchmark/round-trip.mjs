@@ -7,6 +7,8 @@
 // Echoes (JavaScript thread on CPU 1; udpcom's workers on CPU 1 too, SCHED_OTHER):
 // - udpcom onPackets: the callback sends each packet back with sendData(packet.data);
 // - udpcom receiveData: `await receiveData()` then sendData, in a loop;
+// - udpcom's native reflector (reflect: true, deliver: false): the receive worker sends each
+//   datagram straight back, no JavaScript in the loop (issue 11's target: p50 ≤ 0.6 × dgram);
 // - node:dgram: a 'message' listener that calls socket.send(msg);
 // - native ceiling: native_bench echo, the engine's receive ring drained by a Rust thread
 //   that sends each packet back through the engine, with inlineSend as the udpcom rows (no
@@ -55,7 +57,7 @@ async function measure(variant, count) {
 export async function run({ smoke }) {
   const count = smoke ? 300 : 10_000
   const repeats = smoke ? 1 : 3
-  const variants = ['onPackets', 'receiveData', 'dgram', 'native']
+  const variants = ['onPackets', 'receiveData', 'reflector', 'dgram', 'native']
   const runs = Object.fromEntries(variants.map((v) => [v, []]))
   for (let r = 0; r < repeats; r++) {
     for (const v of variants) runs[v].push(await attempt(`round trip ${v}, repeat ${r + 1}`, () => measure(v, count)))
@@ -85,7 +87,24 @@ export async function run({ smoke }) {
       note: judged.note,
     }
   }
-  return { rows: [row('onPackets → sendData', 'onPackets'), row('receiveData → sendData', 'receiveData')], raw: { runs } }
+  const reflector = (() => {
+    const failures = ['reflector', 'dgram'].map((x) => failureNote(failedRuns(runs[x]), repeats, x)).filter(Boolean)
+    const notes = [...failures, ...(lost('reflector') > 0 ? [`the reflector lost ${lost('reflector')} pings`] : [])]
+    const judged = verdict(p50('reflector').median <= 0.6 * p50('dgram').median && lost('reflector') === 0,
+      { 'reflector p50': p50('reflector').median, 'dgram p50': p50('dgram').median }, notes)
+    return {
+      section: '4',
+      name: "Round trip through udpcom's native reflector (reflect: true, deliver: false; no JavaScript): p50 (range) / p99 / worst max",
+      udpcom: describe('reflector'),
+      dgram: `node:dgram echo: ${describe('dgram')}`,
+      ratio: `p50 ${fmtRatio(ratio(p50('dgram').median, p50('reflector').median))}`,
+      native: `engine echo from Rust, inlineSend: ${describe('native')}`,
+      target: 'p50 ≤ 0.6 × dgram p50, no ping lost',
+      met: failures.length > 0 && judged.met ? null : judged.met,
+      note: judged.note,
+    }
+  })()
+  return { rows: [row('onPackets → sendData', 'onPackets'), row('receiveData → sendData', 'receiveData'), reflector], raw: { runs } }
 }
 
 // Roles (child processes): echo until the end of stdin, then print { echoed, cpuNs } and exit.
@@ -121,6 +140,15 @@ async function udpcomEcho({ echoPort, pingPort }, variant) {
   }
 }
 
+async function udpcomReflector({ echoPort, pingPort }) {
+  const UdpCom = loadUdpCom()
+  const udp = new UdpCom('127.0.0.1', echoPort, '127.0.0.1', pingPort, { reflect: true, deliver: false, cpu: CPU.IO })
+  udp.initSocket()
+  udp.start()
+  endOnInputEnd(() => udp.getPacketStats().nReflected, () => udp.closeSocket())
+  emit(`READY ${udp.localPort}`)
+}
+
 async function dgramEcho({ echoPort, pingPort }) {
   const dgram = await import('node:dgram')
   const socket = dgram.createSocket('udp4')
@@ -138,7 +166,7 @@ async function dgramEcho({ echoPort, pingPort }) {
 if (process.argv[1] === new URL(import.meta.url).pathname) {
   const role = process.argv[2]
   const options = roleOptions()
-  const main = role === 'dgram' ? dgramEcho(options) : udpcomEcho(options, role)
+  const main = role === 'dgram' ? dgramEcho(options) : role === 'reflector' ? udpcomReflector(options) : udpcomEcho(options, role)
   main.catch((error) => {
     console.error(error)
     process.exit(1)

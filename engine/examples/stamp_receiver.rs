@@ -2,7 +2,7 @@
 //! that stamps every arriving datagram with the kernel's software RX timestamp.
 //!
 //! ```text
-//! stamp_receiver [--port 0] [--cpu N] [--mode stamp|count] [--idle-ms 1000] [--max-s 600]
+//! stamp_receiver [--port 0] [--cpu N] [--mode stamp|count] [--payload plain|udpcom] [--idle-ms 1000] [--max-s 600]
 //! ```
 //!
 //! It binds 127.0.0.1:port, prints `READY <port>` and then reads datagrams whose payload starts
@@ -88,15 +88,14 @@ struct Measurement {
 }
 
 impl Measurement {
-    fn arrive(&mut self, at_ns: i128, payload: &[u8], target_ns: Option<i128>) {
+    fn arrive(&mut self, at_ns: i128, payload: &[u8], target_ns: Option<i128>, seq: Option<u32>) {
         if self.count == 0 {
             self.first_ns = at_ns;
         }
         self.last_ns = at_ns;
         self.count += 1;
         self.bytes += payload.len() as u64;
-        if payload.len() >= 12 {
-            let seq = u32::from_le_bytes(payload[8..12].try_into().unwrap());
+        if let Some(seq) = seq {
             match self.max_seq {
                 Some(max) if seq <= max => self.out_of_order += 1,
                 _ => self.max_seq = Some(seq),
@@ -151,6 +150,10 @@ fn main() {
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     let mode = get("mode", "stamp");
     let stamp = mode == "stamp";
+    // --payload udpcom: the datagrams carry udpcom's stream header (a native stream): the
+    // target is its CLOCK_REALTIME target time (big-endian at byte 24), compared with the
+    // kernel's realtime stamp as it is; the sequence number is at byte 16.
+    let udpcom_header = get("payload", "plain") == "udpcom";
     let idle_ns = get("idle-ms", "1000").parse::<i128>().unwrap() * 1_000_000;
     let max_ns = get("max-s", "600").parse::<i128>().unwrap() * NS;
     if let Some(cpu) = args.get("cpu") {
@@ -260,17 +263,27 @@ fn main() {
         let read_at = clock(libc::CLOCK_MONOTONIC);
         for (i, h) in headers.iter().take(n as usize).enumerate() {
             let payload = &buffers[i][..h.msg_len as usize];
-            let target = (payload.len() >= 8)
-                .then(|| u64::from_le_bytes(payload[..8].try_into().unwrap()) as i128)
-                .filter(|&t| t > 0);
+            let be_u64 = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().unwrap()) as i128;
+            let is_udpcom = udpcom_header && payload.len() >= 56 && &payload[..4] == b"UDPC";
+            let (target, seq) = if is_udpcom {
+                (Some(be_u64(24)).filter(|&t| t > 0), Some(be_u64(16) as u32))
+            } else {
+                (
+                    (payload.len() >= 8)
+                        .then(|| u64::from_le_bytes(payload[..8].try_into().unwrap()) as i128)
+                        .filter(|&t| t > 0),
+                    (payload.len() >= 12).then(|| u32::from_le_bytes(payload[8..12].try_into().unwrap())),
+                )
+            };
             let mut at = read_at;
             if stamp {
                 match kernel_stamp(&h.msg_hdr) {
-                    Some(realtime) => at = realtime - offset,
+                    // A udpcom header's target is on the realtime clock, as the stamp is.
+                    Some(realtime) => at = if is_udpcom { realtime } else { realtime - offset },
                     None => panic!("a datagram without SO_TIMESTAMPING software stamp"),
                 }
             }
-            m.arrive(at, payload, if stamp { target } else { None });
+            m.arrive(at, payload, if stamp { target } else { None }, seq);
         }
     }
     println!("{}", m.json(&mode));
