@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::memlock;
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::reflect::Reflector;
+use crate::replay::{ActiveReplay, ReplayDestination, ReplayShared, ReplaySpec, ReplayStats};
 use crate::ring::{packet_ring, Consumer, Producer};
 use crate::rt::ThreadSetup;
 use crate::sender::{SendMeta, Sender};
@@ -92,6 +93,9 @@ pub struct UdpEngine {
     inline_latencies: Latencies,
     /// Every stream started on the instance, by id (their statistics outlive them).
     streams: Vec<Arc<StreamShared>>,
+    /// Every replay started on the instance, by id.
+    replays: Vec<Arc<ReplayShared>>,
+    next_replay_id: u32,
     /// The receiver's stream analysis (`analyze`), kept across stop()/start().
     analyzer: Option<Arc<Mutex<Analyzer>>>,
     /// The id the next stream gets unless it names one.
@@ -118,6 +122,8 @@ impl UdpEngine {
             inline_latencies: Latencies::default(),
             streams: Vec::new(),
             next_stream_id: 1,
+            replays: Vec::new(),
+            next_replay_id: 1,
             analyzer,
         }
     }
@@ -194,6 +200,7 @@ impl UdpEngine {
                 priority,
                 sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
                 streams: Vec::new(),
+                replays: Vec::new(),
             };
             let setup = ThreadSetup {
                 cpu: self.config.cpu,
@@ -571,6 +578,49 @@ impl UdpEngine {
         Some(analyzer.lock().unwrap_or_else(|p| p.into_inner()).totals())
     }
 
+    /// Starts replaying a capture file (see [`crate::replay`]); returns its id. A file that is
+    /// not a capture fails here (ERR_UDPCOM_PCAP), one that is corrupt further on ends the
+    /// replay with that error (in its statistics) after sending what came before.
+    pub fn start_replay(&mut self, spec: ReplaySpec) -> Result<u32> {
+        let destination = match spec.destination {
+            ReplayDestination::Connected => None,
+            ReplayDestination::Fixed(address) => Some(address),
+            // Checked like a destination, with the socket's own family as a stand-in.
+            ReplayDestination::Original => Some(SocketAddr::new(self.config.local.ip(), 9)),
+        };
+        self.check_can_send(destination)?;
+        let id = self.next_replay_id;
+        let replay = ActiveReplay::start(id, spec, self.is_ipv4(), self.shared.sender_wake.clone())?;
+        self.next_replay_id += 1;
+        self.replays.push(replay.shared.clone());
+        self.shared
+            .replay_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(replay);
+        fence(Ordering::SeqCst);
+        if let Some(handle) = &self.sender {
+            handle.thread().unpark();
+        }
+        self.shared.sender_wake.wake();
+        Ok(id)
+    }
+
+    /// Asks replay `id` to stop; false if there is no such replay.
+    pub fn stop_replay(&self, id: u32) -> bool {
+        let Some(replay) = self.replays.iter().find(|r| r.id == id) else {
+            return false;
+        };
+        replay.stop.store(true, Ordering::Release);
+        self.shared.sender_wake.wake();
+        true
+    }
+
+    /// Statistics of replay `id`.
+    pub fn replay_stats(&self, id: u32) -> Option<ReplayStats> {
+        self.replays.iter().find(|r| r.id == id).map(|r| r.stats())
+    }
+
     /// True once after a stream ended: JavaScript looks at its streams then.
     pub fn take_streams_ended(&self) -> bool {
         self.shared.streams_ended.swap(false, Ordering::AcqRel)
@@ -729,6 +779,15 @@ impl UdpEngine {
             .clear();
         for stream in &self.streams {
             stream.set_end(StreamEnd::InstanceStopped);
+        }
+        // Dropping a replay the sender never took over stops and joins its reader.
+        self.shared
+            .replay_inbox
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        for replay in &self.replays {
+            replay.finish(StreamEnd::InstanceStopped);
         }
         self.shared.streams_ended.store(true, Ordering::SeqCst);
     }

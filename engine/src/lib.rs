@@ -76,6 +76,7 @@ mod memlock;
 pub mod pcap;
 mod receiver;
 mod reflect;
+mod replay;
 mod ring;
 mod rt;
 mod sender;
@@ -93,6 +94,7 @@ pub use config::{format_number, integer, Config, Direction, LockMemory, Options,
 pub use engine::{Received, State, UdpEngine};
 pub use error::{code, Error, ErrorClass, OsError, Result};
 pub use receiver::{RecvMeta, StampSource};
+pub use replay::{ReplayDestination, ReplayInput, ReplaySkips, ReplaySpec, ReplayStats};
 pub use rt::{RunBudget, ThreadSetup};
 pub use shared::Notify;
 pub use stats::{Bucket, LatencySummary, Stats};

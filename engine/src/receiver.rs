@@ -31,7 +31,7 @@ use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder};
 use crate::sys::{Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH};
 use crate::time::{now_ns, RealtimeToMonotonic, NS_PER_SEC};
-use crate::timestamping::{SentLog, TxRecord, STREAM_PACKET};
+use crate::timestamping::{SentLog, TxRecord, GENERATED_PACKET};
 
 /// Where a received packet's `arrival_ns` comes from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -288,7 +288,7 @@ impl Receiver {
                     wire.record(departure.saturating_sub(target_ns));
                 }
                 // A stream's packets were never queued: they have no queue id to report.
-                if queue_id == STREAM_PACKET {
+                if queue_id == GENERATED_PACKET {
                     continue;
                 }
                 let record = TxRecord {

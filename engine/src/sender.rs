@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::addr::PeerAddr;
 use crate::clock::{DeadlineWaiter, SpinPolicy, Wait};
 use crate::error::Error;
+use crate::replay::ActiveReplay;
 use crate::ring::Consumer;
 use crate::rt::RunBudget;
 use crate::shared::{Notify, Shared};
@@ -26,7 +27,7 @@ use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_N
 use crate::stream::{ActiveStream, StreamEnd};
 use crate::sys::{self, SEND_BATCH};
 use crate::time::{now_ns, RealtimeToMonotonic};
-use crate::timestamping::{SentLog, STREAM_PACKET};
+use crate::timestamping::{SentLog, GENERATED_PACKET};
 
 /// What the send ring stores beside each payload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,6 +55,8 @@ pub(crate) struct Sender {
     pub sent_log: Option<Arc<SentLog>>,
     /// The streams it runs, in the order they were started.
     pub streams: Vec<ActiveStream>,
+    /// The replays it runs.
+    pub replays: Vec<ActiveReplay>,
 }
 
 /// Where a packet of the batch comes from.
@@ -63,6 +66,8 @@ enum Origin {
     Ring,
     /// Stream `stream` (an index into `Sender::streams`), its packet `slot` of the batch.
     Stream { stream: usize, slot: usize },
+    /// Replay `replay` (an index into `Sender::replays`), its datagram `index` of the batch.
+    Replay { replay: usize, index: usize },
 }
 
 /// One packet of the batch being sent.
@@ -99,10 +104,18 @@ impl Sender {
             let seen = shared.sender_wake.current();
             let ring_due = self.ring_head_due();
             let stream_due = self.streams.iter().filter_map(ActiveStream::next_due_ns).min();
-            let Some(deadline_ns) = [ring_due, stream_due].into_iter().flatten().min() else {
+            let replay_due = self.replays.iter_mut().filter_map(ActiveReplay::next_due_ns).min();
+            let Some(deadline_ns) = [ring_due, stream_due, replay_due].into_iter().flatten().min() else {
                 latencies.publish(&shared.latencies, now_ns());
                 self.notify_drain();
-                self.park(&mut budget);
+                if self.replays.is_empty() {
+                    self.park(&mut budget);
+                } else {
+                    // A replay's reader is behind: it wakes us through the word when it has
+                    // read more.
+                    let chunk_end = now_ns() + crate::time::MAX_SLEEP_CHUNK_NS;
+                    crate::time::sleep_until_or_woken(chunk_end, &shared.sender_wake, seen);
+                }
                 continue;
             };
             let now = now_ns();
@@ -142,6 +155,10 @@ impl Sender {
             stream.publish(now_ns());
             stream.shared.set_end(StreamEnd::InstanceStopped);
         }
+        for mut replay in self.replays.drain(..) {
+            replay.publish(now_ns());
+            replay.shared.finish(StreamEnd::InstanceStopped);
+        }
         self.ring
     }
 
@@ -158,7 +175,11 @@ impl Sender {
             let mut inbox = shared.stream_inbox.lock().unwrap_or_else(|p| p.into_inner());
             self.streams.append(&mut inbox);
         }
-        let before = self.streams.len();
+        {
+            let mut inbox = shared.replay_inbox.lock().unwrap_or_else(|p| p.into_inner());
+            self.replays.append(&mut inbox);
+        }
+        let before = self.streams.len() + self.replays.len();
         let now = now_ns();
         self.streams.retain_mut(|stream| {
             let over = stream.finished();
@@ -167,7 +188,14 @@ impl Sender {
             }
             !over
         });
-        if self.streams.len() != before {
+        self.replays.retain_mut(|replay| {
+            let over = replay.finished();
+            if over {
+                replay.publish(now);
+            }
+            !over
+        });
+        if self.streams.len() + self.replays.len() != before {
             shared.streams_ended.store(true, Ordering::SeqCst);
             shared.wake_js(&*self.notify);
         }
@@ -195,24 +223,40 @@ impl Sender {
                 .flatten()
                 .filter(|p| p.meta.deadline_ns <= now)
                 .map(|p| (p.meta.target_ns, p.meta));
+            // The generated sources' next due packets: (due, 0 for a stream / 1 for a replay, index).
             let stream = self
                 .streams
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.next_due_ns().filter(|&due| due <= now).map(|due| (due, i)))
+                .filter_map(|(i, s)| s.next_due_ns().filter(|&due| due <= now).map(|due| (due, 0, i)))
                 .min();
-            let entry = match (ring, stream) {
-                (Some((ring_key, meta)), Some((stream_due, _))) if ring_key <= stream_due => {
+            let replay = self
+                .replays
+                .iter_mut()
+                .enumerate()
+                .filter_map(|(i, r)| r.next_due_ns().filter(|&due| due <= now).map(|due| (due, 1, i)))
+                .min();
+            let generated = stream.into_iter().chain(replay).min();
+            let entry = match (ring, generated) {
+                (Some((ring_key, meta)), Some((due, _, _))) if ring_key <= due => {
                     Some(self.ring_entry(meta, &mut ring_taken))
                 }
                 (Some((_, meta)), None) => Some(self.ring_entry(meta, &mut ring_taken)),
-                (_, Some((_, i))) => {
+                (_, Some((_, 0, i))) => {
                     let stream = &mut self.streams[i];
                     let (target_ns, slot) = stream.take_next(now);
                     Some(Entry {
                         origin: Origin::Stream { stream: i, slot },
                         target_ns,
                         destination: stream.destination,
+                    })
+                }
+                (_, Some((_, _, i))) => {
+                    let (target_ns, index, destination) = self.replays[i].take_next(now);
+                    Some(Entry {
+                        origin: Origin::Replay { replay: i, index },
+                        target_ns,
+                        destination,
                     })
                 }
                 (None, None) => None,
@@ -242,6 +286,7 @@ impl Sender {
                     self.ring.peek(ring_index - 1).map_or(&[][..], |p| p.payload)
                 }
                 Origin::Stream { stream, slot } => self.streams[stream].batch_packet(slot),
+                Origin::Replay { replay, index } => self.replays[replay].batch_packet(index),
             };
         }
         if let Some(log) = &self.sent_log {
@@ -256,7 +301,7 @@ impl Sender {
                         ring_index += 1;
                         queued_before + ring_index - 1
                     }
-                    Origin::Stream { .. } => STREAM_PACKET,
+                    Origin::Stream { .. } | Origin::Replay { .. } => GENERATED_PACKET,
                 };
                 log.record((sent_before + i as u64) as u32, entry.target_ns, queue_id);
             }
@@ -315,6 +360,9 @@ impl Sender {
         for stream in &mut self.streams {
             stream.begin_accounting();
         }
+        for replay in &mut self.replays {
+            replay.begin_accounting();
+        }
         for (i, entry) in entries[..done].iter().enumerate() {
             let is_failure = i < failed;
             let latency = depart_ns.saturating_sub(entry.target_ns);
@@ -342,17 +390,31 @@ impl Sender {
                     }
                     stream.account_packet(is_failure, latency, late_after_ns);
                 }
+                Origin::Replay { replay, index } => {
+                    let replay = &mut self.replays[replay];
+                    let bytes = replay.batch_packet(index).len();
+                    if is_failure {
+                        stream_failed += 1;
+                    } else {
+                        stream_sent += 1;
+                        stream_bytes += bytes as u64;
+                    }
+                    replay.account_packet(is_failure, bytes, latency, late_after_ns);
+                }
             }
         }
         bump(&counters.packets_sent, ring_done as u64 - ring_failed);
         bump(&counters.bytes_sent, ring_bytes);
         bump(&counters.send_errors, ring_failed);
-        bump(&counters.stream_packets_sent, stream_sent);
-        bump(&counters.stream_bytes_sent, stream_bytes);
-        bump(&counters.stream_send_errors, stream_failed);
+        bump(&counters.generated_sent, stream_sent);
+        bump(&counters.generated_bytes, stream_bytes);
+        bump(&counters.generated_errors, stream_failed);
         bump(&counters.late_packets, late);
         for stream in self.streams.iter_mut().filter(|s| s.in_batch() > 0) {
             stream.complete(depart_ns);
+        }
+        for replay in self.replays.iter_mut().filter(|r| r.in_batch() > 0) {
+            replay.complete();
         }
         if ring_done > 0 {
             self.ring.release(ring_done);
@@ -379,7 +441,8 @@ impl Sender {
         // Pairs with the fence in `UdpEngine::wake_sender`: either the producer sees
         // `sender_idle` and unparks us, or we see its packet (or stream) here and do not park.
         fence(Ordering::SeqCst);
-        let stream_waiting = !shared.stream_inbox.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
+        let stream_waiting = !shared.stream_inbox.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            || !shared.replay_inbox.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
         if self.ring.available() == 0 && !stream_waiting && !shared.stop.load(Ordering::SeqCst) {
             budget.before_sleep(u64::MAX);
             let parked_at = now_ns();

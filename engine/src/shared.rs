@@ -5,9 +5,10 @@
 //! [`crate::receiver`] all use it, and it uses none of them.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
+use crate::replay::ActiveReplay;
 use crate::stats::{Counters, SharedLatencies};
 use crate::stream::ActiveStream;
 use crate::time::WakeWord;
@@ -46,9 +47,11 @@ pub(crate) struct Shared {
     pub(crate) last_error: Mutex<Option<Error>>,
     /// Streams started and not yet taken over by the sender.
     pub(crate) stream_inbox: Mutex<Vec<ActiveStream>>,
+    /// Replays started and not yet taken over by the sender.
+    pub(crate) replay_inbox: Mutex<Vec<ActiveReplay>>,
     /// The sender sleeps on it while it waits for a stream's tick (or a ring packet): a packet
     /// queued, a stream started or stopped wakes it through the word.
-    pub(crate) sender_wake: WakeWord,
+    pub(crate) sender_wake: Arc<WakeWord>,
     /// The sender is waiting for something other than the head of the ring (a stream's tick),
     /// so a packet queued now may be due before it: sendData must wake it.
     pub(crate) sender_waits_for_stream: AtomicBool,

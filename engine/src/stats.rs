@@ -59,13 +59,14 @@ pub(crate) struct SenderCounters {
     pub bytes_sent: AtomicU64,
     /// Packets of the send ring whose send call failed.
     pub send_errors: AtomicU64,
-    /// Stream packets the kernel accepted (a stream's packets count as queued and sent at once).
-    pub stream_packets_sent: AtomicU64,
+    /// Packets of streams and replays the kernel accepted (generated packets count as queued and
+    /// sent at once).
+    pub generated_sent: AtomicU64,
     /// Their payload bytes.
-    pub stream_bytes_sent: AtomicU64,
-    /// Stream packets whose send call failed.
-    pub stream_send_errors: AtomicU64,
-    /// Datagrams handed to the kernel in all (ring and streams): the kernel's count of sent
+    pub generated_bytes: AtomicU64,
+    /// Packets of streams and replays whose send call failed.
+    pub generated_errors: AtomicU64,
+    /// Datagrams handed to the kernel in all (ring, streams, replays): the kernel's count of sent
     /// datagrams, which transmit-stamp keys follow.
     pub datagrams_sent: AtomicU64,
     /// Packets that left more than the spin window after their time.
@@ -400,7 +401,7 @@ impl Counters {
         let (js, tx, rx) = (&self.js, &self.sender, &self.receiver);
         // A stream's packets are queued and sent (or failed) in the same moment: each counter is
         // read once, so the identities hold whatever the streams do meanwhile.
-        let (stream_sent, stream_errors) = (read(&tx.stream_packets_sent), read(&tx.stream_send_errors));
+        let (stream_sent, stream_errors) = (read(&tx.generated_sent), read(&tx.generated_errors));
         let packets_queued = read(&js.packets_queued) + stream_sent + stream_errors;
         let packets_sent = read(&tx.packets_sent) + read(&js.inline_sent) + stream_sent;
         let send_errors = read(&tx.send_errors) + read(&js.inline_errors) + stream_errors;
@@ -414,7 +415,7 @@ impl Counters {
         let recv_not_delivered = read(&rx.not_delivered);
         Stats {
             packets_sent,
-            bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes) + read(&tx.stream_bytes_sent),
+            bytes_sent: read(&tx.bytes_sent) + read(&js.inline_bytes) + read(&tx.generated_bytes),
             packets_received,
             bytes_received: read(&rx.bytes_received),
             send_ring_full: read(&js.send_ring_full),

@@ -244,7 +244,7 @@ impl SentLog {
     }
 
     /// Notes that the datagram with `key` is the packet queued as `queue_id` (or a stream's,
-    /// [`STREAM_PACKET`]), due at
+    /// [`GENERATED_PACKET`]), due at
     /// `target_ns`. Called before the send: the stamp can arrive before the send returns.
     pub(crate) fn record(&self, key: u32, target_ns: u64, queue_id: u64) {
         let entry = self.entry(key);
@@ -270,8 +270,9 @@ impl SentLog {
     }
 }
 
-/// The `queue_id` of a stream's packet in the [`SentLog`]: it was generated, never queued.
-pub(crate) const STREAM_PACKET: u64 = u64::MAX;
+/// The `queue_id` of a stream's or a replay's packet in the [`SentLog`]: it was generated,
+/// never queued.
+pub(crate) const GENERATED_PACKET: u64 = u64::MAX;
 
 /// The transmit stamp of one packet, as handed to JavaScript.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
