@@ -13,6 +13,7 @@ use std::thread::JoinHandle;
 
 use crate::addr::PeerAddr;
 use crate::analysis::{Analyzer, AnalyzerTotals, StreamSnapshot};
+use crate::capture::{ActiveCapture, CaptureAddresses, CaptureSpec, CaptureStats, CaptureTaps};
 use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
@@ -100,6 +101,9 @@ pub struct UdpEngine {
     analyzer: Option<Arc<Mutex<Analyzer>>>,
     /// The id the next stream gets unless it names one.
     next_stream_id: u32,
+    /// Open captures, and those closed whose statistics JavaScript may still ask for.
+    captures: Vec<Arc<ActiveCapture>>,
+    next_capture_id: u32,
 }
 
 impl UdpEngine {
@@ -125,6 +129,8 @@ impl UdpEngine {
             replays: Vec::new(),
             next_replay_id: 1,
             analyzer,
+            captures: Vec::new(),
+            next_capture_id: 1,
         }
     }
 
@@ -201,6 +207,7 @@ impl UdpEngine {
                 sent_log: self.tx_stamps.as_ref().map(|side| side.sent_log.clone()),
                 streams: Vec::new(),
                 replays: Vec::new(),
+                captures: CaptureTaps::default(),
             };
             let setup = ThreadSetup {
                 cpu: self.config.cpu,
@@ -236,6 +243,7 @@ impl UdpEngine {
                 tx_stamps: self.tx_stamps.as_mut().and_then(|side| side.idle.take()),
                 priority,
                 spin_ns: self.config.rx_spin_ns,
+                captures: CaptureTaps::default(),
             };
             let setup = ThreadSetup {
                 cpu: self.config.receiver_cpu(),
@@ -469,7 +477,8 @@ impl UdpEngine {
     /// of microseconds. Never blocks: if the socket would block, returns false and the packet
     /// goes through the ring.
     fn send_inline(&mut self, payload: &[u8], meta: &SendMeta) -> bool {
-        if self.tx_stamps.is_some() || self.queued_total() != self.completed_total() {
+        // A capture of sent datagrams taps them on the sender thread.
+        if self.tx_stamps.is_some() || self.capturing_sent() || self.queued_total() != self.completed_total() {
             return false;
         }
         let Some(socket) = &self.socket else { return false };
@@ -492,6 +501,10 @@ impl UdpEngine {
         }
         bump(&js.packets_queued, 1);
         true
+    }
+
+    fn capturing_sent(&self) -> bool {
+        self.captures.iter().any(|c| c.sends_tapped())
     }
 
     fn wake_sender(&self) {
@@ -619,6 +632,91 @@ impl UdpEngine {
     /// Statistics of replay `id`.
     pub fn replay_stats(&self, id: u32) -> Option<ReplayStats> {
         self.replays.iter().find(|r| r.id == id).map(|r| r.stats())
+    }
+
+    /// Starts capture `spec`: from now on every datagram the instance receives (and with
+    /// `sent`, sends) is copied to the capture's writer thread. Works on a bound instance too
+    /// (the workers take the capture over when they start). Turns on kernel receive stamps if
+    /// timestamping is off, so that received datagrams have the kernel's time; they stay on.
+    pub fn start_capture(&mut self, spec: &CaptureSpec) -> Result<u32> {
+        self.check_open()?;
+        let Some(socket) = self.socket.clone() else {
+            return Err(Error::state("the socket is not bound yet: call initSocket() first"));
+        };
+        let stamping = self
+            .timestamping
+            .as_ref()
+            .map_or(TimestampMode::None, |info| info.in_use);
+        if stamping == TimestampMode::None && self.config.direction.receives() {
+            timestamping::enable_receive_stamps(&socket)?;
+        }
+        let addresses = CaptureAddresses {
+            local: PeerAddr::from_socket_addr(socket.local_addr()),
+            remote: socket.remote_addr().map(PeerAddr::from_socket_addr).unwrap_or_default(),
+        };
+        let id = self.next_capture_id;
+        let (capture, receiver_tap, sender_tap) = ActiveCapture::start(id, spec, self.tx_stamps.is_some(), addresses)?;
+        self.next_capture_id += 1;
+        self.captures.retain(|c| !c.shared.stats().closed);
+        self.captures.push(Arc::new(capture));
+        let inbox = &self.shared.capture_inbox;
+        inbox
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(receiver_tap);
+        inbox.sender.lock().unwrap_or_else(|p| p.into_inner()).push(sender_tap);
+        self.capture_changed();
+        Ok(id)
+    }
+
+    /// Asks capture `id` to close and returns at once; [`CaptureCloser::wait`] waits for its
+    /// file to be complete (call it off the JavaScript thread). None if there is no such capture.
+    pub fn close_capture(&self, id: u32) -> Option<CaptureCloser> {
+        let capture = self.captures.iter().find(|c| c.shared.id == id)?.clone();
+        capture.request_close();
+        self.shared.capture_inbox.discard(id);
+        self.capture_changed();
+        Some(CaptureCloser(capture))
+    }
+
+    /// Statistics of capture `id`.
+    pub fn capture_stats(&self, id: u32) -> Option<CaptureStats> {
+        self.captures
+            .iter()
+            .find(|c| c.shared.id == id)
+            .map(|c| c.shared.stats())
+    }
+
+    /// What memory capture `id` wrote since the last call (empty for a file capture).
+    pub fn take_capture_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        self.captures
+            .iter()
+            .find(|c| c.shared.id == id)
+            .map(|c| c.shared.take_memory())
+    }
+
+    /// Closes every capture and waits for their files.
+    fn close_captures(&mut self) {
+        for capture in &self.captures {
+            capture.request_close();
+            self.shared.capture_inbox.discard(capture.shared.id);
+        }
+        self.capture_changed();
+        for capture in &self.captures {
+            capture.wait_closed();
+        }
+    }
+
+    /// Tells both workers to look at their captures, wherever they wait.
+    fn capture_changed(&self) {
+        self.shared.capture_inbox.changed();
+        fence(Ordering::SeqCst);
+        if let Some(handle) = &self.sender {
+            handle.thread().unpark();
+        }
+        self.shared.sender_wake.wake();
+        self.wake_receiver();
     }
 
     /// True once after a stream ended: JavaScript looks at its streams then.
@@ -790,6 +888,8 @@ impl UdpEngine {
             replay.finish(StreamEnd::InstanceStopped);
         }
         self.shared.streams_ended.store(true, Ordering::SeqCst);
+        // The workers let go of their taps as they ended: the files can be finished.
+        self.close_captures();
     }
 
     /// Gives the receiver thread's rings and buffers back to their idle slots.
@@ -820,6 +920,8 @@ impl UdpEngine {
     pub fn close(&mut self) -> Result<()> {
         self.check_open()?;
         self.stop();
+        // Captures started on a bound instance that never ran.
+        self.close_captures();
         self.socket = None;
         self.send = None;
         self.recv = None;
@@ -892,6 +994,18 @@ impl UdpEngine {
 impl Drop for UdpEngine {
     fn drop(&mut self) {
         self.stop();
+        self.close_captures();
+    }
+}
+
+/// A capture asked to close ([`UdpEngine::close_capture`]).
+pub struct CaptureCloser(Arc<ActiveCapture>);
+
+impl CaptureCloser {
+    /// Waits for the capture's writer to write what is queued and finish the file (this can
+    /// take as long as the disk needs); returns its final statistics.
+    pub fn wait(&self) -> CaptureStats {
+        self.0.wait_closed()
     }
 }
 

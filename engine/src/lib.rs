@@ -66,6 +66,7 @@
 
 mod addr;
 pub mod analysis;
+mod capture;
 mod clock;
 mod config;
 mod engine;
@@ -89,9 +90,10 @@ mod time;
 mod timestamping;
 
 pub use addr::{format_ip, parse_ip_with_scope, PeerAddr};
+pub use capture::{CaptureSink, CaptureSpec, CaptureStats};
 pub use clock::{DeadlineWaiter, SpinPolicy, Wait};
 pub use config::{format_number, integer, Config, Direction, LockMemory, Options, TimestampMode};
-pub use engine::{Received, State, UdpEngine};
+pub use engine::{CaptureCloser, Received, State, UdpEngine};
 pub use error::{code, Error, ErrorClass, OsError, Result};
 pub use receiver::{RecvMeta, StampSource};
 pub use replay::{ReplayDestination, ReplayInput, ReplaySkips, ReplaySpec, ReplayStats};

@@ -21,6 +21,7 @@ use rustix::time::Timespec;
 
 use crate::addr::PeerAddr;
 use crate::analysis::Analyzer;
+use crate::capture::CaptureTaps;
 use crate::config::TimestampMode;
 use crate::error::Error;
 use crate::reflect::Reflector;
@@ -95,6 +96,8 @@ pub(crate) struct Receiver {
     pub priority: Option<i32>,
     /// Keep polling this long after a datagram before blocking (`rxSpinNs`).
     pub spin_ns: u64,
+    /// Captures' taps: received datagrams, reflected replies, transmit stamps.
+    pub captures: CaptureTaps,
 }
 
 /// What [`Receiver::run`] gives back for the next start.
@@ -111,6 +114,8 @@ impl Receiver {
         let mut last_datagram_ns = 0;
 
         while !shared.stop.load(Ordering::Relaxed) {
+            let inbox = &shared.capture_inbox;
+            self.captures.update(&inbox.generation, &inbox.receiver);
             if self.receive.is_some() {
                 match self.read_datagrams(&mut clock) {
                     Ok(count) => {
@@ -193,7 +198,8 @@ impl Receiver {
             .analyzer
             .as_ref()
             .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
-        let realtime_now = (analyzer.is_some() || path.reflector.is_some()).then(crate::time::realtime_ns);
+        let capturing = !self.captures.is_empty();
+        let realtime_now = (analyzer.is_some() || path.reflector.is_some() || capturing).then(crate::time::realtime_ns);
         for i in 0..count {
             let datagram = path.batch.datagram(i);
             bytes += datagram.payload.len() as u64;
@@ -212,6 +218,14 @@ impl Receiver {
                 if let Some(reflector) = path.reflector.as_mut() {
                     reflector.add(datagram.payload, datagram.peer, arrival_realtime);
                 }
+                if capturing {
+                    let stamp = match datagram.ancillary.software_ns {
+                        Some(_) => crate::pcap::StampSource::Kernel,
+                        None => crate::pcap::StampSource::User,
+                    };
+                    self.captures
+                        .received(datagram.payload, arrival_realtime, datagram.peer, None, stamp);
+                }
             }
             if !path.deliver {
                 continue;
@@ -223,7 +237,10 @@ impl Receiver {
         }
         drop(analyzer);
         if let Some(reflector) = path.reflector.as_mut() {
-            let flushed = reflector.flush(self.socket.as_fd());
+            let captures = &mut self.captures;
+            let flushed = reflector.flush(self.socket.as_fd(), |reply, destination, send_ns| {
+                captures.sent(reply, send_ns, destination, None);
+            });
             crate::reflect::count(flushed, counters);
             if let Some(errno) = flushed.error {
                 shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
@@ -271,6 +288,14 @@ impl Receiver {
             let (mut matched, mut dropped) = (0, 0);
             for stamp in stamps {
                 read += 1;
+                if let Some(realtime) = stamp.software_ns {
+                    match (path.mode, stamp.hardware_ns) {
+                        (TimestampMode::Hardware, Some(hardware)) => {
+                            self.captures.transmit_stamp(stamp.key, hardware, true)
+                        }
+                        _ => self.captures.transmit_stamp(stamp.key, realtime, false),
+                    }
+                }
                 let Some((target_ns, queue_id)) = path.sent_log.lookup(stamp.key) else {
                     continue;
                 };

@@ -58,8 +58,9 @@ impl Reflector {
     }
 
     /// Sends the queued replies (their send time written right before the system call) and
-    /// empties the queue.
-    pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>) -> Flushed {
+    /// empties the queue. `on_sent` sees each reply that left, with its destination (none: the
+    /// connected peer) and the send time (CLOCK_REALTIME).
+    pub(crate) fn flush(&mut self, fd: BorrowedFd<'_>, mut on_sent: impl FnMut(&[u8], PeerAddr, u64)) -> Flushed {
         let mut flushed = Flushed::default();
         let mut first = 0;
         while first < self.count {
@@ -83,6 +84,14 @@ impl Reflector {
                 Ok(0) => break,
                 Ok(sent) => {
                     flushed.sent += sent as u64;
+                    for (i, payload) in payloads.iter().enumerate().skip(first).take(sent) {
+                        let destination = if self.connected {
+                            PeerAddr::default()
+                        } else {
+                            self.destinations[i]
+                        };
+                        on_sent(payload, destination, send_ns);
+                    }
                     first += sent;
                 }
                 Err(e) => {
@@ -133,7 +142,7 @@ mod tests {
         );
         let before = realtime_ns();
         assert_eq!(
-            reflector.flush(reflector_socket.as_fd()),
+            reflector.flush(reflector_socket.as_fd(), |_, _, _| {}),
             Flushed {
                 sent: 2,
                 failed: 0,

@@ -217,7 +217,7 @@ impl std::fmt::Debug for ActiveReplay {
 }
 
 impl ActiveReplay {
-    /// Opens the file (its header must read), checks `spec`, and starts the reader thread,
+    /// Opens the file, checks `spec`, and starts the reader thread,
     /// which wakes the sender through `wake` when it has queued datagrams. `ipv4`: the socket's
     /// family.
     pub(crate) fn start(id: u32, spec: ReplaySpec, ipv4: bool, wake: Arc<WakeWord>) -> Result<ActiveReplay> {
@@ -231,7 +231,12 @@ impl ActiveReplay {
         if spec.loops == 0 {
             return Err(Error::out_of_range("\"options.loop\"", ">= 1", 0));
         }
-        let reader = open(&spec.input)?;
+        // A file that cannot be opened fails here; one whose content is bad from its first
+        // byte on ends the replay at once with ERR_UDPCOM_PCAP, as a later corruption does.
+        let reader = match open(&spec.input) {
+            Err(error) if error.code != crate::error::code::PCAP => return Err(error),
+            opened => opened,
+        };
         let shared = Arc::new(ReplayShared {
             id,
             stop: AtomicBool::new(false),
@@ -247,21 +252,33 @@ impl ActiveReplay {
             error: Mutex::new(None),
             lateness: SharedLatencies::default(),
         });
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(error) => {
+                *shared.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+                shared.reader_done.store(true, Ordering::Release);
+                return Ok(ActiveReplay::new(shared, packet_ring(1, 1).1, None));
+            }
+        };
         let (producer, consumer) = packet_ring(RING_PACKETS, RING_BYTES);
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("udpcom-replay".into())
             .spawn(move || read_file(reader, spec, ipv4, producer, &thread_shared, &wake))
             .map_err(|e| Error::from_io("pthread_create", &e, "udpcom-replay"))?;
-        Ok(ActiveReplay {
+        Ok(ActiveReplay::new(shared, consumer, Some(handle)))
+    }
+
+    fn new(shared: Arc<ReplayShared>, ring: Consumer<ReplayMeta>, reader: Option<JoinHandle<()>>) -> ActiveReplay {
+        ActiveReplay {
             shared,
-            ring: consumer,
-            reader: Some(handle),
+            ring,
+            reader,
             in_batch: 0,
             batch_done: 0,
             batch_sent: 0,
             lateness: LatencyRecorder::default(),
-        })
+        }
     }
 
     /// When its next datagram is due (0: at once); `None` when none is waiting in the ring.

@@ -16,6 +16,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::addr::PeerAddr;
+use crate::capture::CaptureTaps;
 use crate::clock::{DeadlineWaiter, SpinPolicy, Wait};
 use crate::error::Error;
 use crate::replay::ActiveReplay;
@@ -57,6 +58,8 @@ pub(crate) struct Sender {
     pub streams: Vec<ActiveStream>,
     /// The replays it runs.
     pub replays: Vec<ActiveReplay>,
+    /// Captures' taps of sent datagrams.
+    pub captures: CaptureTaps,
 }
 
 /// Where a packet of the batch comes from.
@@ -99,6 +102,8 @@ impl Sender {
 
         while !shared.stop.load(Ordering::Relaxed) {
             self.adopt_and_retire_streams();
+            let inbox = &shared.capture_inbox;
+            self.captures.update(&inbox.generation, &inbox.sender);
             // Read the wake word before looking at the sources: a packet queued after this
             // read changes it, so the wait below cannot miss it.
             let seen = shared.sender_wake.current();
@@ -306,6 +311,7 @@ impl Sender {
                 log.record((sent_before + i as u64) as u32, entry.target_ns, queue_id);
             }
         }
+        let sent_before = counters.datagrams_sent.load(Ordering::Relaxed);
         let result = if connected {
             sys::send_many(self.socket.as_fd(), &payloads[..count], None, 0)
         } else {
@@ -330,6 +336,15 @@ impl Sender {
             }
         };
         bump(&counters.datagrams_sent, (done - failed) as u64);
+        if failed == 0 && self.captures.wants_sent() {
+            let depart_realtime = realtime.realtime_of(depart_ns, depart_ns);
+            let stamped = self.sent_log.is_some();
+            for (i, (payload, entry)) in payloads.iter().zip(&entries[..done]).enumerate() {
+                let datagram = stamped.then_some((sent_before + i as u64) as u32);
+                self.captures
+                    .sent(payload, depart_realtime, entry.destination, datagram);
+            }
+        }
         self.account(&entries[..count], done, failed, depart_ns, latencies, late_after_ns);
     }
 

@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::capture::CaptureInbox;
 use crate::error::Error;
 use crate::replay::ActiveReplay;
 use crate::stats::{Counters, SharedLatencies};
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     pub(crate) sender_waits_for_stream: AtomicBool,
     /// A stream ended: JavaScript may settle its `done`.
     pub(crate) streams_ended: AtomicBool,
+    /// Captures' taps on their way to the workers.
+    pub(crate) capture_inbox: CaptureInbox,
 }
 
 impl Shared {

@@ -182,6 +182,14 @@ pub(crate) fn setup(
     Ok(info)
 }
 
+/// Turns on kernel software receive stamps alone (a capture wants them with timestamping
+/// off): no transmit stamps, so the sender's accounting is untouched.
+pub(crate) fn enable_receive_stamps(socket: &UdpSocket) -> Result<()> {
+    let flags = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
+    sys::set_timestamping(std::os::fd::AsFd::as_fd(socket), flags)
+        .map_err(|e| Error::from_io("setsockopt", &e, "SO_TIMESTAMPING"))
+}
+
 /// Turns on hardware stamping on the socket's interface, or says why it cannot be done.
 fn enable_hardware(socket: &UdpSocket, info: &TimestampingInfo) -> std::result::Result<(), String> {
     let Some(interface) = &info.interface else {

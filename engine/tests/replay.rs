@@ -200,14 +200,18 @@ fn a_corrupt_file_ends_with_err_udpcom_pcap_after_what_came_before() {
     let error = stats.error.expect("the cut-off record is an error");
     assert_eq!(error.code, "ERR_UDPCOM_PCAP");
     assert!(error.message.contains("at byte"), "{}", error.message);
-    // Not a capture at all: refused at once.
-    let err = engine
+    // Not a capture at all: bad from byte 0, it ends at once with the same error, nothing sent.
+    let id = engine
         .start_replay(spec(
             b"hello, this is no capture".to_vec(),
             ReplayDestination::Connected,
         ))
-        .unwrap_err();
-    assert_eq!(err.code, "ERR_UDPCOM_PCAP");
+        .unwrap();
+    let stats = wait_for_end(&engine, id);
+    assert_eq!((stats.sent, stats.read), (0, 0));
+    let error = stats.error.expect("not a capture file");
+    assert_eq!(error.code, "ERR_UDPCOM_PCAP");
+    assert!(error.message.contains("at byte 0"), "{}", error.message);
     // Destinations must fit the instance.
     let err = engine
         .start_replay(spec(
