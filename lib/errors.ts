@@ -2,6 +2,8 @@
 // coded (ERR_UDPCOM_*, errno names with syscall); these are the ones the JavaScript layer
 // raises itself, worded as Node's own internal/errors.js words them.
 
+import type { WorkerError } from './types'
+
 /** An Error subclass instance with a string `code`, as Node's own errors have. */
 export type CodedError = Error & { code: string }
 
@@ -98,4 +100,11 @@ export class AbortError extends Error {
 /** The AbortError for `signal`. */
 export function abortError(signal: AbortSignal): AbortError {
   return new AbortError(undefined, { cause: signal.reason })
+}
+
+/** The Error for a worker's coded error report (a replay's file error, a capture's write error). */
+export function fromWorkerError(report: WorkerError): CodedError {
+  const error = coded(new Error(report.message), report.code)
+  if (report.syscall !== undefined) Object.assign(error, { errno: report.errno, syscall: report.syscall })
+  return error
 }

@@ -2,15 +2,23 @@
 // is the same for ES modules.
 
 export { UdpCom } from './udpcom'
+export type { Capture, CaptureTarget } from './capture'
+export type { Replay } from './replay'
 export type { Stream } from './stream'
 export type {
   AbortOptions,
   BatchIterationOptions,
+  CaptureOptions,
+  CaptureResult,
+  CaptureStats,
   Destination,
   Direction,
   HistogramBucket,
   PacketStats,
   ReceivedPacket,
+  ReplayOptions,
+  ReplaySkipped,
+  ReplayStats,
   RoundTripStats,
   StreamOptions,
   StreamStats,

@@ -93,8 +93,8 @@ export interface ReceivedPacket {
   data: Buffer
   /**
    * Arrival time on CLOCK_MONOTONIC (the clock of `process.hrtime.bigint()`): the kernel's
-   * receive stamp converted from CLOCK_REALTIME when timestamping is on, else the receiver
-   * thread's clock read.
+   * receive stamp converted from CLOCK_REALTIME when timestamping is on (or a capture turned
+   * kernel receive stamps on), else the receiver thread's clock read.
    */
   timestampNs: bigint
   /**
@@ -411,4 +411,110 @@ export interface StreamStats {
   lastArrivalNs: bigint
   /** (received − 1) / (last − first arrival). */
   ratePps: number
+}
+
+/** Options of `replay`. */
+export interface ReplayOptions {
+  /** 1 (default): the recorded timing; 2: twice as fast; 0: as fast as possible. */
+  speed?: number
+  /** When the first datagram leaves, CLOCK_MONOTONIC ns (default: 10 ms from now). */
+  startNs?: bigint
+  /** Passes through the file (default 1); each pass starts one (mean) gap after the last datagram of the one before. */
+  loop?: number
+  /** Only datagrams to this destination port and/or from this source address. */
+  filter?: { port?: number; address?: string }
+  /** 'connected' (default): to the connected peer; 'original': each to its captured destination (an unconnected instance); or one address for all (an unconnected instance). */
+  destination?: 'connected' | 'original' | Destination
+}
+
+/** Datagrams of a file a replay did not send, by reason; `total` is their sum. */
+export interface ReplaySkipped {
+  total: number
+  /** Frames that are not IPv4 or IPv6. */
+  notIp: number
+  /** IP packets that are not UDP. */
+  notUdp: number
+  /** IP fragments (a fragmented datagram cannot be replayed as one). */
+  ipFragment: number
+  /** Frames cut short by the capture's snaplen. */
+  truncated: number
+  /** Headers that do not add up (lengths, versions). */
+  badHeader: number
+  /** Frames of a link type the reader does not decode. */
+  unsupportedLinkType: number
+  /** Times a pcap or pcapng file cannot express in ns since 1970. */
+  timestampOutOfRange: number
+  /** pcapng blocks that hold packets the reader does not take (Simple Packet Blocks of several interfaces, ...). */
+  unsupportedBlock: number
+  /** UDP datagrams the filter left out. */
+  filtered: number
+  /** UDP datagrams of the other address family than the socket's (destination 'original'). */
+  otherFamily: number
+}
+
+/** A replay's statistics; lateness is departure − due time, as for streams. */
+export interface ReplayStats {
+  /** The replay's id on its instance. */
+  id: number
+  /** 'running', or how it ended: 'completed', 'stopped' (stop()), 'instanceStopped'. */
+  state: StreamState
+  /** Datagrams the kernel accepted. */
+  sent: number
+  /** Their payload bytes. */
+  bytes: number
+  /** Datagrams whose send failed (see PacketStats.lastError). */
+  errors: number
+  /** Datagrams that left more than the spin window after their time. */
+  late: number
+  /** Datagrams read from the file and queued for sending, all passes. */
+  read: number
+  /** Passes read to the end. */
+  passes: number
+  /** What the file holds that was not sent, by reason. */
+  skipped: ReplaySkipped
+  /** Lateness, exact. */
+  minLatenessNs: number
+  meanLatenessNs: number
+  maxLatenessNs: number
+  /** Lateness percentiles (HDR histogram, within 1%). */
+  p50LatenessNs: number
+  p90LatenessNs: number
+  p99LatenessNs: number
+  p999LatenessNs: number
+  /** Lateness histogram: doubling buckets from 16 ns up to the maximum. */
+  latenessHistogram: HistogramBucket[]
+  /** What ended the file early: ERR_UDPCOM_PCAP (a corrupt or truncated file, with the byte offset), or the OS error of reading it. */
+  error?: WorkerError
+}
+
+/** Options of `capture`. */
+export interface CaptureOptions {
+  /** 'pcapng' (default, or for a path not ending in .pcap) keeps each datagram's direction and where its time came from; 'pcap' (nanosecond pcap). */
+  format?: 'pcap' | 'pcapng'
+  /** Longest frame (IP and UDP headers included) kept whole, bytes (default 65535); longer ones are cut, their length kept. */
+  snaplen?: number
+  /** Also the datagrams this instance sends (default false). */
+  sent?: boolean
+  /** 'raw' (default): frames start with the IP header; 'ethernet': behind an Ethernet header with zero MAC addresses. */
+  link?: 'raw' | 'ethernet'
+}
+
+/** A capture's counts. */
+export interface CaptureStats {
+  /** Datagrams written. */
+  written: number
+  /** Datagrams the capture could not keep (the disk, or the stream it writes to, did not keep up); never taken from delivery. */
+  dropped: number
+  /** The capture is closed: its file is complete. */
+  closed: boolean
+  /** What stopped the writer (ENOSPC, ...), if anything did. */
+  error?: WorkerError
+}
+
+/** What `Capture.close()` resolves with. */
+export interface CaptureResult {
+  written: number
+  dropped: number
+  /** The whole file, for a capture into memory (`capture()` without a target). */
+  buffer?: Buffer
 }

@@ -13,13 +13,17 @@ import { NativeUdpCom } from './binding'
 import { abortError, stateError, stoppedError, type CodedError } from './errors'
 import { MAX_TAKE, takePackets } from './packets'
 import { flattenPackets, timestampArray } from './send'
+import { Capture, validateCapture, type CaptureTarget } from './capture'
+import { Replay, validateReplay } from './replay'
 import { Stream, validateStreamOptions } from './stream'
 import type {
   AbortOptions,
   BatchIterationOptions,
+  CaptureOptions,
   Destination,
   PacketStats,
   ReceivedPacket,
+  ReplayOptions,
   StreamOptions,
   StreamStats,
   TimestampingStatus,
@@ -123,8 +127,8 @@ class Core {
   discardedFromQueue = 0
   /** Removes the constructor's abort listener. */
   releaseSignal: (() => void) | undefined
-  /** Streams whose `done` is not settled yet. */
-  readonly streams = new Set<Stream>()
+  /** Streams and replays whose `done` is not settled yet. */
+  readonly streams = new Set<Stream | Replay>()
 
   constructor(native: Native.NativeUdpCom, receives: boolean) {
     this.native = native
@@ -163,7 +167,7 @@ class Core {
     this.settleStreams()
   }
 
-  /** Settles the `done` of every stream that ended. */
+  /** Settles the `done` of every stream and replay that ended. */
   settleStreams(): void {
     for (const stream of this.streams) {
       if (stream.settleIfEnded()) this.streams.delete(stream)
@@ -588,6 +592,35 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
     const stream = new Stream(this.#core, this.#native.startStream(native))
     this.#core.streams.add(stream)
     return stream
+  }
+
+  /**
+   * Replays a pcap or pcapng file (a path, streamed with bounded memory; or the bytes of one):
+   * datagram i leaves at `startNs + (ts_i − ts_0) / speed`, every deadline from one absolute
+   * start, on the sender thread's timing path with queued packets and streams. What is not a
+   * replayable UDP datagram is skipped and counted by reason (`stats().skipped`). A file that
+   * is corrupt from some byte on rejects `done` with ERR_UDPCOM_PCAP after sending what came
+   * before.
+   */
+  replay(file: string | Uint8Array, options?: ReplayOptions): Replay {
+    const { path, bytes, options: native } = validateReplay(file, options)
+    const replay = new Replay(this.#core, this.#native.startReplay(path, bytes, native))
+    this.#core.streams.add(replay)
+    return replay
+  }
+
+  /**
+   * Captures every datagram this instance receives (and with `sent`, sends) into a pcap or
+   * pcapng file that Wireshark, tshark and tcpdump read: kernel receive stamps (turned on if
+   * timestamping is off), IP and UDP headers made from the real addresses and ports. `target`
+   * is a path, a Node writable stream (ended by close()), or nothing: close() then resolves
+   * with the file as `buffer`. Writing happens off the packet paths; what the disk or stream
+   * cannot take is dropped from the capture and counted, never from delivery.
+   */
+  capture(target?: CaptureTarget, options?: CaptureOptions): Capture {
+    const { path, writable, options: native } = validateCapture(target, options)
+    const start = (onData: (() => void) | null): number => this.#native.startCapture(path, onData, native)
+    return new Capture(this.#core, start, writable, path === null)
   }
 
   /**

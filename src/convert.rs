@@ -3,7 +3,7 @@
 //! JavaScript layer's compilation checks that these objects match them field for field.
 
 use napi_derive::napi;
-use udpcom_engine::{Bucket, Stats};
+use udpcom_engine::{Bucket, Error, Stats};
 use udpcom_engine::{TimestampingInfo, TxRecord};
 
 /// One bucket of a latency histogram.
@@ -35,6 +35,17 @@ pub struct WorkerError {
     pub syscall: Option<String>,
     /// Negative errno, as in Node's own errors.
     pub errno: Option<i32>,
+}
+
+impl From<Error> for WorkerError {
+    fn from(e: Error) -> Self {
+        WorkerError {
+            code: e.code.to_string(),
+            message: e.message,
+            syscall: e.os.map(|os| os.syscall.to_string()),
+            errno: e.os.map(|os| -os.errno),
+        }
+    }
 }
 
 /// Statistics of one instance since it was created. Counters only grow; every packet is in
@@ -176,12 +187,7 @@ impl From<Stats> for PacketStats {
             p50_delivery_latency_ns: n(s.delivery_latency.p50_ns),
             p99_delivery_latency_ns: n(s.delivery_latency.p99_ns),
             max_delivery_latency_ns: n(s.delivery_latency.max_ns),
-            last_error: s.last_error.map(|e| WorkerError {
-                code: e.code.to_string(),
-                message: e.message,
-                syscall: e.os.map(|os| os.syscall.to_string()),
-                errno: e.os.map(|os| -os.errno),
-            }),
+            last_error: s.last_error.map(WorkerError::from),
         }
     }
 }

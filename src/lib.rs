@@ -12,7 +12,8 @@
 use std::cell::RefMut;
 
 use napi::bindgen_prelude::{
-    BigInt, BigUint64ArraySlice, Function, ObjectFinalize, Uint32ArraySlice, Uint8ArraySlice, Unknown,
+    AsyncTask, BigInt, BigUint64ArraySlice, Buffer, Function, ObjectFinalize, Uint32ArraySlice, Uint8ArraySlice,
+    Unknown,
 };
 use napi::Env;
 use napi_derive::napi;
@@ -21,6 +22,7 @@ use std::net::{Ipv6Addr, SocketAddrV6};
 use udpcom_engine::{format_ip, Config, Options, PeerAddr, UdpEngine};
 
 mod args;
+mod capture;
 mod convert;
 mod errors;
 mod fast_path;
@@ -28,6 +30,7 @@ mod instance;
 mod napi_raw;
 mod notify;
 mod receive;
+mod replay;
 mod send;
 mod stream;
 
@@ -354,6 +357,76 @@ impl NativeUdpCom {
             .into_iter()
             .map(stream::NativeStreamAnalysis::from)
             .collect())
+    }
+
+    /// Starts replaying the capture file at `path`, or held in `bytes` (see `lib/types.ts`
+    /// ReplayOptions); returns its id.
+    #[napi]
+    pub fn start_replay(
+        &self,
+        env: Env,
+        path: Option<String>,
+        bytes: Option<Buffer>,
+        options: replay::NativeReplayOptions,
+    ) -> napi::Result<u32> {
+        let spec = options.into_spec(path, bytes).or_throw(&env)?;
+        self.instance().engine.start_replay(spec).or_throw(&env)
+    }
+
+    /// Asks replay `id` to stop; false if there is no such replay.
+    #[napi]
+    pub fn stop_replay(&self, id: u32) -> bool {
+        self.instance().engine.stop_replay(id)
+    }
+
+    /// Statistics of replay `id`.
+    #[napi]
+    pub fn replay_stats(&self, id: u32) -> Option<replay::NativeReplayStats> {
+        self.instance()
+            .engine
+            .replay_stats(id)
+            .map(replay::NativeReplayStats::from)
+    }
+
+    /// Starts capturing into the file at `path`, or into memory that `onData` is told about
+    /// (then `takeCaptureBytes`); returns its id.
+    #[napi(ts_args_type = "path: string | null, onData: (() => void) | null, options: NativeCaptureOptions")]
+    pub fn start_capture(
+        &self,
+        env: Env,
+        path: Option<String>,
+        on_data: Option<Function<(), ()>>,
+        options: capture::NativeCaptureOptions,
+    ) -> napi::Result<u32> {
+        let spec = options.into_spec(&env, path, on_data)?;
+        self.instance().engine.start_capture(&spec).or_throw(&env)
+    }
+
+    /// Closes capture `id`: resolves with its final counts once its file is complete.
+    #[napi(ts_return_type = "Promise<NativeCaptureStats>")]
+    pub fn close_capture(&self, env: Env, id: u32) -> napi::Result<capture::CloseTask> {
+        match self.instance().engine.close_capture(id) {
+            Some(closer) => Ok(AsyncTask::new(capture::CloseCapture(closer))),
+            None => Err(errors::throw(
+                &env,
+                udpcom_engine::Error::state("there is no such capture"),
+            )),
+        }
+    }
+
+    /// Counts of capture `id`.
+    #[napi]
+    pub fn capture_stats(&self, id: u32) -> Option<capture::NativeCaptureStats> {
+        self.instance()
+            .engine
+            .capture_stats(id)
+            .map(capture::NativeCaptureStats::from)
+    }
+
+    /// What memory capture `id` wrote since the last call.
+    #[napi]
+    pub fn take_capture_bytes(&self, id: u32) -> Option<Buffer> {
+        self.instance().engine.take_capture_bytes(id).map(Buffer::from)
     }
 
     /// True once after a stream ended (then look at the streams' states).

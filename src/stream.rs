@@ -201,18 +201,23 @@ impl From<StreamSnapshot> for NativeStreamAnalysis {
     }
 }
 
+/// How a stream or replay ended, as JavaScript names it.
+pub fn state_name(end: StreamEnd) -> &'static str {
+    match end {
+        StreamEnd::Running => "running",
+        StreamEnd::Completed => "completed",
+        StreamEnd::Stopped => "stopped",
+        StreamEnd::InstanceStopped => "instanceStopped",
+    }
+}
+
 impl From<StreamSendStats> for NativeStreamStats {
     fn from(s: StreamSendStats) -> Self {
         let l = &s.lateness;
         let n = |v: u64| v as f64;
         NativeStreamStats {
             id: s.id,
-            state: match s.end {
-                StreamEnd::Running => "running",
-                StreamEnd::Completed => "completed",
-                StreamEnd::Stopped => "stopped",
-                StreamEnd::InstanceStopped => "instanceStopped",
-            },
+            state: state_name(s.end),
             sent: n(s.sent),
             bytes: n(s.bytes),
             errors: n(s.errors),
