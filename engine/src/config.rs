@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use crate::addr::parse_ip_with_scope;
 use crate::clock::SpinPolicy;
 use crate::error::{Error, Result};
+use crate::network::NetworkOptions;
 
 /// Which worker threads an instance runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +124,32 @@ pub struct Options {
     pub timestamping: Option<String>,
     /// 'software' or 'none': what to do when hardware stamps cannot be had.
     pub timestamping_fallback: Option<String>,
+    /// Interface to bind the socket to (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// `SO_REUSEADDR`.
+    pub reuse_address: Option<bool>,
+    /// `SO_REUSEPORT`.
+    pub reuse_port: Option<bool>,
+    /// `SO_BROADCAST`.
+    pub broadcast: Option<bool>,
+    /// Unicast TTL / hop limit, 1..255.
+    pub ttl: Option<f64>,
+    /// DSCP, 0..63.
+    pub dscp: Option<f64>,
+    /// `SO_PRIORITY`.
+    pub socket_priority: Option<f64>,
+    /// Receive buffer, bytes.
+    pub recv_buffer_size: Option<f64>,
+    /// Send buffer, bytes.
+    pub send_buffer_size: Option<f64>,
+    /// `multicast.interface`: interface name or address for outgoing multicast.
+    pub multicast_interface: Option<String>,
+    /// `multicast.ttl`, 0..255.
+    pub multicast_ttl: Option<f64>,
+    /// `multicast.loopback`.
+    pub multicast_loopback: Option<bool>,
+    /// Received packets carry their destination address and interface.
+    pub packet_info: Option<bool>,
 }
 
 /// Default ring capacity in packets.
@@ -188,6 +215,8 @@ pub struct Config {
     pub timestamping: TimestampMode,
     /// What to use instead when hardware stamps cannot be had; `None`: fail.
     pub timestamping_fallback: Option<TimestampMode>,
+    /// Interface, ports, broadcast, TTL, DSCP, priority, buffers, multicast, packet info.
+    pub network: NetworkOptions,
 }
 
 impl Config {
@@ -287,6 +316,7 @@ impl Config {
             rx_spin_ns: opt("rxSpinNs", options.rx_spin_ns, 0, MAX_SPIN_NS)?.unwrap_or(0),
             timestamping,
             timestamping_fallback,
+            network: NetworkOptions::new(options, local_ip.is_ipv4())?,
         })
     }
 
