@@ -87,9 +87,14 @@ export function validateAbortOptions(value: unknown, name: string): AbortSignal 
 }
 
 /** The options the constructor knows: a misspelt `priorty` must not silently run without it. */
-const NUMBER_OPTIONS = ['cpu', 'rxCpu', 'capacity', 'ringBytes', 'direction', 'priority', 'spinNs', 'napNs', 'rxSpinNs'] as const
-const STRING_OPTIONS = ['timestamping', 'timestampingFallback'] as const
-const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, 'inlineSend', 'signal']
+const NUMBER_OPTIONS = [
+  'cpu', 'rxCpu', 'capacity', 'ringBytes', 'direction', 'priority', 'spinNs', 'napNs', 'rxSpinNs',
+  'ttl', 'dscp', 'socketPriority', 'recvBufferSize', 'sendBufferSize',
+] as const
+const STRING_OPTIONS = ['timestamping', 'timestampingFallback', 'interface'] as const
+const BOOLEAN_OPTIONS = ['inlineSend', 'reuseAddress', 'reusePort', 'broadcast', 'packetInfo'] as const
+const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, ...BOOLEAN_OPTIONS, 'multicast', 'signal']
+const MULTICAST_NAMES: readonly string[] = ['interface', 'ttl', 'loopback']
 
 /** The constructor's options: types checked here, values by the engine. */
 export function validateOptions(value: unknown): { native: NativeOptions; signal: AbortSignal | undefined } {
@@ -121,10 +126,49 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   if (typeof lockMemory === 'boolean') native.lockMemory = lockMemory ? 'rings' : 'none'
   else if (typeof lockMemory === 'string') native.lockMemory = lockMemory
   else if (lockMemory !== undefined) throw invalidArgType('options.lockMemory', 'of type boolean or string', lockMemory)
-  const inlineSend = field('inlineSend')
-  if (typeof inlineSend === 'boolean') native.inlineSend = inlineSend
-  else if (inlineSend !== undefined) throw invalidArgType('options.inlineSend', 'of type boolean', inlineSend)
+  for (const name of BOOLEAN_OPTIONS) {
+    const option = field(name)
+    if (option !== undefined) native[name] = validateBoolean(option, `options.${name}`)
+  }
+  const multicast = field('multicast')
+  if (multicast !== undefined) native.multicast = validateMulticast(multicast)
   return { native, signal: validateAbortSignal(field('signal'), 'options.signal') }
+}
+
+export function validateBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+  return value
+}
+
+/** The `multicast` option: `{ interface?, ttl?, loopback? }`, nothing else. */
+function validateMulticast(value: unknown): NonNullable<NativeOptions['multicast']> {
+  if (typeof value !== 'object' || value === null) throw invalidArgType('options.multicast', 'of type object', value)
+  const multicast = value as Record<string, unknown>
+  let names: string[]
+  try {
+    names = Object.keys(multicast)
+  } catch (exception) {
+    throw unreadable('options.multicast', exception)
+  }
+  for (const name of names) {
+    if (!MULTICAST_NAMES.includes(name)) {
+      throw invalidArgValue(`options.multicast.${name}`, `is not a multicast option (known: ${MULTICAST_NAMES.join(', ')})`, `'${name}'`)
+    }
+  }
+  const field = (name: string): unknown => read(multicast, name, `options.multicast.${name}`)
+  const result: NonNullable<NativeOptions['multicast']> = {}
+  const iface = field('interface')
+  if (iface !== undefined) result.interface = validateString(iface, 'options.multicast.interface')
+  const ttl = field('ttl')
+  if (ttl !== undefined) result.ttl = validateNumber(ttl, 'options.multicast.ttl')
+  const loopback = field('loopback')
+  if (loopback !== undefined) result.loopback = validateBoolean(loopback, 'options.multicast.loopback')
+  return result
+}
+
+/** An optional string argument: a string, or undefined (omitted). */
+export function validateOptionalString(value: unknown, name: string): string | undefined {
+  return value === undefined ? undefined : validateString(value, name)
 }
 
 /** A destination port, 1..65535, checked as node:dgram's send() checks it. */
