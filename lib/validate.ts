@@ -102,17 +102,7 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   if (value === undefined) return { native, signal: undefined }
   if (typeof value !== 'object' || value === null) throw invalidArgType('options', 'of type object', value)
   const options = value as Record<string, unknown>
-  let names: string[]
-  try {
-    names = Object.keys(options)
-  } catch (exception) {
-    throw unreadable('options', exception)
-  }
-  for (const name of names) {
-    if (!OPTION_NAMES.includes(name)) {
-      throw invalidArgValue(`options.${name}`, `is not an option of UdpCom (known: ${OPTION_NAMES.join(', ')})`, `'${name}'`)
-    }
-  }
+  checkNames(options, 'options', OPTION_NAMES, 'an option of UdpCom')
   const field = (name: keyof UdpComOptions): unknown => read(options, name, `options.${name}`)
   for (const name of NUMBER_OPTIONS) {
     const option = field(name)
@@ -135,6 +125,19 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   return { native, signal: validateAbortSignal(field('signal'), 'options.signal') }
 }
 
+/** Throws on a property that is not in `known`: a misspelt name must not silently do nothing. */
+function checkNames(object: Record<string, unknown>, name: string, known: readonly string[], what: string): void {
+  let names: string[]
+  try {
+    names = Object.keys(object)
+  } catch (exception) {
+    throw unreadable(name, exception)
+  }
+  for (const key of names) {
+    if (!known.includes(key)) throw invalidArgValue(`${name}.${key}`, `is not ${what} (known: ${known.join(', ')})`, `'${key}'`)
+  }
+}
+
 export function validateBoolean(value: unknown, name: string): boolean {
   if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
   return value
@@ -144,17 +147,7 @@ export function validateBoolean(value: unknown, name: string): boolean {
 function validateMulticast(value: unknown): NonNullable<NativeOptions['multicast']> {
   if (typeof value !== 'object' || value === null) throw invalidArgType('options.multicast', 'of type object', value)
   const multicast = value as Record<string, unknown>
-  let names: string[]
-  try {
-    names = Object.keys(multicast)
-  } catch (exception) {
-    throw unreadable('options.multicast', exception)
-  }
-  for (const name of names) {
-    if (!MULTICAST_NAMES.includes(name)) {
-      throw invalidArgValue(`options.multicast.${name}`, `is not a multicast option (known: ${MULTICAST_NAMES.join(', ')})`, `'${name}'`)
-    }
-  }
+  checkNames(multicast, 'options.multicast', MULTICAST_NAMES, 'a multicast option')
   const field = (name: string): unknown => read(multicast, name, `options.multicast.${name}`)
   const result: NonNullable<NativeOptions['multicast']> = {}
   const iface = field('interface')
