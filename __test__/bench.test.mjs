@@ -31,7 +31,7 @@ test('npm run bench works: the smoke run prints one table with every section, an
     const tableLines = stdout.split('\n').filter((line) => line.startsWith('| '))
     assert.match(tableLines[0], /\| # \| Measurement \| udpcom \| node:dgram \|/)
     const sections = new Set(tableLines.slice(1).map((line) => line.split(' | ')[0].slice(2)))
-    assert.deepEqual([...sections].sort(), ['1', '2', '3', '4', '5', '6', '7'])
+    assert.deepEqual([...sections].sort(), ['1', '2', '3', '4', '5', '6', '7', '8'])
     assert.match(stdout, /Built from commit \S+.*clocksource .*RT throttling .*rmem_max/)
     assert.match(stdout, /Steal time .* during each section: 1: /)
     const results = JSON.parse(readFileSync(json, 'utf8'))
@@ -85,6 +85,10 @@ test('npm run bench works: the smoke run prints one table with every section, an
 
     // 7. The idle instance really had its two workers.
     assert.equal(raw['idle-cpu'].udpcom.workerThreads, 2)
+
+    // 8. Both streams across the veth were stamped (as root; the row says why otherwise).
+    if (raw.multicast.skipped) t.diagnostic(`multicast across a veth not measured: ${raw.multicast.skipped}`)
+    else for (const [destination, runs] of Object.entries(raw.multicast.runs)) moved(runs, 'sent', `multicast section, ${destination}`)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -29,6 +29,7 @@ const SECTIONS = [
   ['5', 'event-loop-delay'],
   ['6', 'call-cost'],
   ['7', 'idle-cpu'],
+  ['8', 'multicast'],
 ]
 
 const { values: opts } = parseArgs({
