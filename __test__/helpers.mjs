@@ -44,9 +44,13 @@ export async function receiveMany(receiver, count, timeoutNs = 2_000_000_000n) {
 
 /** Threads of this process, by name (`udpcom-send`, `udpcom-recv`, ...). */
 export function threads() {
-  return readdirSync('/proc/self/task').map((tid) => {
-    const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-    return { tid: Number(tid), comm }
+  return readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [{ tid: Number(tid), comm: readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() }]
+    } catch {
+      // The thread ended between the listing and the read.
+      return []
+    }
   })
 }
 

@@ -393,7 +393,7 @@ export function environment() {
       return null
     }
   }
-  const addon = `${ROOT}udpcom.linux-x64-gnu.node`
+  const addon = `${ROOT}native/udpcom.linux-x64-gnu.node`
   return {
     governor: [...governors].join(', '),
     clocksource: readText('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
