@@ -26,7 +26,8 @@
 //!
 //! From the top down, each using only those below it: `engine` (one instance's life) over
 //! `sender` and `receiver` (the worker threads), which share `shared` (flags, counters,
-//! [`Notify`]); `timestamping` (SO_TIMESTAMPING set-up, the transmit-stamp log), `socket`,
+//! [`Notify`]); `timestamping` (SO_TIMESTAMPING set-up, the transmit-stamp log), `socket`
+//! over `network` (the lab-network options, multicast memberships, [`SocketInfo`]),
 //! `ring` (lock-free packet rings), `stats`, `config`, `addr` (addresses and their text),
 //! `clock` (deadline waiting: sleep, naps, spin) over `rt` (pinning, SCHED_FIFO, the run
 //! budget) over `time` (the clocks), `error`; and at the bottom `sys`, the Linux calls the
@@ -57,6 +58,10 @@
 //!   configuration says so, with the reason in [`TimestampingInfo`]. A datagram that arrives
 //!   without a kernel stamp (stamping not switched on yet) is stamped by the receiver thread
 //!   and says so ([`StampSource::User`]).
+//! - A socket option the kernel refuses (an interface, a socket priority above 6, a buffer past
+//!   `net.core.rmem_max` that cannot be forced, a membership) fails with the errno, syscall
+//!   `setsockopt` and the option in the message, with how to get a missing permission; what is
+//!   in effect is read back by [`UdpEngine::socket_info`].
 //! - Control data that does not fit its buffer (`MSG_CTRUNC`) is counted
 //!   (`control_truncated`); the datagram is still delivered, without what was cut.
 //! - An unconnected instance can only [`send_to`](UdpEngine::send_to), a connected one only
