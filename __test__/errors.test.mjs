@@ -3,11 +3,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { fileURLToPath } from 'node:url'
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 
-import { UdpCom, isRoot, runNode, udpcomThreads } from './helpers.mjs'
+import { UdpCom, isRoot, runAsNobody, udpcomThreads } from './helpers.mjs'
 
 const make = (...args) => () => new UdpCom(...args)
 
@@ -173,24 +170,7 @@ test('EACCES, EPERM, ENOMEM (as an unprivileged user): a low port, SCHED_FIFO, l
     t.skip('needs root to start a child as the unprivileged user nobody')
     return
   }
-  // The checkout may sit in a folder only root can read: give the child its own copy.
-  const dir = mkdtempSync(join(tmpdir(), 'udpcom-nobody-'))
-  chmodSync(dir, 0o755)
-  const root = fileURLToPath(new URL('..', import.meta.url))
-  for (const folder of ['dist', 'native']) {
-    mkdirSync(join(dir, folder), { mode: 0o755 })
-    for (const file of readdirSync(join(root, folder)).filter((f) => /\.(js|node)$/.test(f))) {
-      copyFileSync(join(root, folder, file), join(dir, folder, file))
-    }
-  }
-  copyFileSync(fixture('unprivileged.mjs'), join(dir, 'unprivileged.mjs'))
-  let run
-  try {
-    run = await runNode([join(dir, 'unprivileged.mjs')], { uid: 65534, env: { UDPCOM_MODULE: join(dir, 'dist/index.js') } })
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-  const { code, stdout, stderr } = run
+  const { code, stdout, stderr } = await runAsNobody(fixture('unprivileged.mjs'))
   assert.equal(code, 0, stderr)
   const result = JSON.parse(stdout)
   assert.equal(result.bind.code, 'EACCES')

@@ -1,8 +1,11 @@
 // Shared helpers for the node --test suite. Every socket uses port 0 (or the port the kernel
 // gave its peer), and every wait has a timeout, so tests neither collide nor hang.
 import { createRequire } from 'node:module'
-import { readdirSync, readFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { spawn } from 'node:child_process'
+import { tmpdir } from 'node:os'
+import { basename, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 
 import { startedPair } from './fixtures/shared.mjs'
 
@@ -41,9 +44,13 @@ export async function receiveMany(receiver, count, timeoutNs = 2_000_000_000n) {
 
 /** Threads of this process, by name (`udpcom-send`, `udpcom-recv`, ...). */
 export function threads() {
-  return readdirSync('/proc/self/task').map((tid) => {
-    const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim()
-    return { tid: Number(tid), comm }
+  return readdirSync('/proc/self/task').flatMap((tid) => {
+    try {
+      return [{ tid: Number(tid), comm: readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim() }]
+    } catch {
+      // The thread ended between the listing and the read.
+      return []
+    }
   })
 }
 
@@ -147,5 +154,29 @@ export async function until(condition, ms, what = 'condition') {
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`${what} not reached within ${ms} ms`)
     await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
+
+/**
+ * Runs a fixture script as the unprivileged user nobody (needs root); resolves like runNode.
+ * The checkout may sit in a folder only root can read, so the child gets its own copy of the
+ * package (dist, native) and of the script, loaded through UDPCOM_MODULE; the copy is removed.
+ */
+export async function runAsNobody(script) {
+  const dir = mkdtempSync(join(tmpdir(), 'udpcom-nobody-'))
+  chmodSync(dir, 0o755)
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  try {
+    for (const folder of ['dist', 'native']) {
+      mkdirSync(join(dir, folder), { mode: 0o755 })
+      for (const file of readdirSync(join(root, folder)).filter((f) => /\.(js|node)$/.test(f))) {
+        copyFileSync(join(root, folder, file), join(dir, folder, file))
+      }
+    }
+    const copy = join(dir, basename(script))
+    copyFileSync(script, copy)
+    return await runNode([copy], { uid: 65534, env: { UDPCOM_MODULE: join(dir, 'dist/index.js') } })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
   }
 }

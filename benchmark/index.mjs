@@ -30,6 +30,7 @@ const SECTIONS = [
   ['6', 'call-cost'],
   ['7', 'idle-cpu'],
   ['8', 'streams'],
+  ['9', 'multicast'],
 ]
 
 const { values: opts } = parseArgs({

@@ -46,11 +46,13 @@ export const rtUnavailable = (() => {
 
 /**
  * A child process speaking the line protocol. `cpu` pins the whole process (taskset), `rt`
- * runs it under SCHED_FIFO at that priority (chrt -f; every thread it creates inherits both).
+ * runs it under SCHED_FIFO at that priority (chrt -f; every thread it creates inherits both),
+ * `netns` runs it in that network namespace (ip netns exec).
  */
 export class Child {
-  constructor(command, args, { cpu, rt, name = command } = {}) {
+  constructor(command, args, { cpu, rt, netns, name = command } = {}) {
     let [cmd, argv] = [command, args]
+    if (netns !== undefined) [cmd, argv] = ['ip', ['netns', 'exec', netns, cmd, ...argv]]
     if (cpu !== undefined) [cmd, argv] = ['taskset', ['-c', String(cpu), cmd, ...argv]]
     if (rt !== undefined) [cmd, argv] = ['chrt', ['-f', String(rt), cmd, ...argv]]
     this.name = name
@@ -168,10 +170,11 @@ export async function dgramSocket(port, options = {}) {
 export const tool = (name, args, options) => new Child(BIN(name), args.map(String), { name, ...options })
 
 /** A Node role of a benchmark section: `node <script> <role> '<json options>'`. */
-export const nodeRole = (script, role, options = {}, { cpu, rt, nodeArgs = [] } = {}) =>
+export const nodeRole = (script, role, options = {}, { cpu, rt, netns, nodeArgs = [] } = {}) =>
   new Child(process.execPath, [...nodeArgs, fileURLToPath(script), role, JSON.stringify(options)], {
     cpu,
     rt,
+    netns,
     name: `${role}`,
   })
 
@@ -390,7 +393,7 @@ export function environment() {
       return null
     }
   }
-  const addon = `${ROOT}udpcom.linux-x64-gnu.node`
+  const addon = `${ROOT}native/udpcom.linux-x64-gnu.node`
   return {
     governor: [...governors].join(', '),
     clocksource: readText('/sys/devices/system/clocksource/clocksource0/current_clocksource'),

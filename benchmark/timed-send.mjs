@@ -90,7 +90,7 @@ export async function measure(variant, options) {
 }
 
 /** "Within noise": no more than max(1 µs, 20%) above the reference. */
-const withinNoise = (value, reference) => value <= reference + Math.max(1000, 0.2 * reference)
+export const withinNoise = (value, reference) => value <= reference + Math.max(1000, 0.2 * reference)
 
 export async function run({ smoke }) {
   const seconds = smoke ? 0.3 : 5
@@ -233,10 +233,11 @@ function wireRow(rate, runs, repeats) {
   }
 }
 
-// Roles (child processes).
-async function udpcomSender({ port, rate, seconds, blocked, extra = {} }) {
+// Roles (child processes). The udpcom sender is also the sender of section 9 (multicast.mjs),
+// which gives it other addresses: `local` to bind, `address` to send to.
+async function udpcomSender({ port, rate, seconds, blocked, extra = {}, local = '127.0.0.1', address = '127.0.0.1' }) {
   const UdpCom = loadUdpCom()
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', port, { direction: 0, cpu: CPU.IO, priority: RT_PRIORITY, capacity: 65_536, ...extra })
+  const udp = new UdpCom(local, 0, address, port, { direction: 0, cpu: CPU.IO, priority: RT_PRIORITY, capacity: 65_536, ...extra })
   udp.initSocket()
   udp.start()
   emit(`READY ${udp.localPort}`)

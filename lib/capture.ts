@@ -4,9 +4,9 @@
 
 import type { Writable } from 'node:stream'
 import type * as Native from '../native/binding'
-import { fromWorkerError, invalidArgType, invalidArgValue } from './errors'
+import { fromWorkerError, invalidArgType } from './errors'
 import type { CaptureOptions, CaptureResult, CaptureStats } from './types'
-import { read, validateNumber, validateString } from './validate'
+import { checkNames, read, validateBoolean, validateNumber, validateString } from './validate'
 
 const KNOWN = ['format', 'snaplen', 'sent', 'link']
 
@@ -29,21 +29,14 @@ export function validateCapture(
   if (value !== undefined) {
     if (typeof value !== 'object' || value === null) throw invalidArgType('options', 'of type object', value)
     const options = value as Record<string, unknown>
-    for (const name of Object.keys(options)) {
-      if (!KNOWN.includes(name)) {
-        throw invalidArgValue(`options.${name}`, `is not an option of capture (known: ${KNOWN.join(', ')})`, `'${name}'`)
-      }
-    }
+    checkNames(options, 'options', KNOWN, 'an option of capture')
     const field = (name: keyof CaptureOptions): unknown => read(options, name, `options.${name}`)
     const format = field('format')
     if (format !== undefined) native.format = validateString(format, 'options.format')
     const snaplen = field('snaplen')
     if (snaplen !== undefined) native.snaplen = validateNumber(snaplen, 'options.snaplen')
     const sent = field('sent')
-    if (sent !== undefined) {
-      if (typeof sent !== 'boolean') throw invalidArgType('options.sent', 'of type boolean', sent)
-      native.sent = sent
-    }
+    if (sent !== undefined) native.sent = validateBoolean(sent, 'options.sent')
     const link = field('link')
     if (link !== undefined) native.link = validateString(link, 'options.link')
   }

@@ -8,6 +8,8 @@ import type { ReceivedPacket } from './types'
 
 /** 32-bit words of `info` per packet (src/receive.rs). */
 const INFO_WORDS = 8
+/** 32-bit words of `destinations` per packet, with packetInfo (src/receive.rs). */
+const DESTINATION_WORDS = 6
 /** Packets one take can hold at first; grown (up to MAX_TAKE) when a batch asks for more. */
 const INITIAL_TAKE = 1024
 /** Most packets one take returns. */
@@ -25,27 +27,35 @@ const scratch = {
   bytes: new Uint8Array(0),
   stamps: new BigUint64Array(0),
   info: new Uint32Array(0),
+  /** Only once an instance with packetInfo takes packets. */
+  destinations: new Uint32Array(0),
 }
 
-/** Room for `packets` packets in the scratch arrays. */
-function reserve(packets: number): void {
+/** Room for `packets` packets in the scratch arrays (with their destinations for packetInfo). */
+function reserve(packets: number, packetInfo: boolean): void {
   if (scratch.bytes.length === 0) scratch.bytes = new Uint8Array(TAKE_BYTES)
-  if (scratch.stamps.length / 2 >= packets) return
-  let size = Math.max(INITIAL_TAKE, scratch.stamps.length / 2)
-  while (size < packets) size *= 2
-  scratch.stamps = new BigUint64Array(2 * size)
-  scratch.info = new Uint32Array(INFO_WORDS * size)
+  if (scratch.stamps.length / 2 < packets) {
+    let size = Math.max(INITIAL_TAKE, scratch.stamps.length / 2)
+    while (size < packets) size *= 2
+    scratch.stamps = new BigUint64Array(2 * size)
+    scratch.info = new Uint32Array(INFO_WORDS * size)
+  }
+  if (packetInfo && scratch.destinations.length / DESTINATION_WORDS < scratch.stamps.length / 2) {
+    scratch.destinations = new Uint32Array(DESTINATION_WORDS * (scratch.stamps.length / 2))
+  }
 }
 
 /**
  * Moves up to `max` packets (fewer if their payloads exceed 1 MiB) out of `native`'s receive
- * ring and appends their objects to `into`; returns how many.
+ * ring and appends their objects to `into`; returns how many. With `packetInfo` the packets
+ * also get their destination and interface.
  */
-export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPacket[]): number {
-  reserve(Math.min(max, MAX_TAKE))
-  const { bytes, stamps, info } = scratch
-  const count = native.take(bytes, stamps, info, Math.min(max, stamps.length / 2))
+export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPacket[], packetInfo = false): number {
+  reserve(Math.min(max, MAX_TAKE), packetInfo)
+  const { bytes, stamps, info, destinations } = scratch
+  const count = native.take(bytes, stamps, info, Math.min(max, stamps.length / 2), packetInfo ? destinations : null)
   if (count === 0) return 0
+  const first = into.length
   let total = 0
   for (let i = 0; i < count; i++) total += info[i * INFO_WORDS]!
   // The packets of one take share one ArrayBuffer, like Node's pooled Buffers: a copy of the
@@ -70,8 +80,53 @@ export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPac
     into.push(packet)
     offset += length
   }
+  if (packetInfo) addDestinations(native, into, first, count)
   return count
 }
+
+/** Gives the packets `into[first..first + count]` the destinations the take wrote. */
+function addDestinations(native: NativeUdpCom, into: ReceivedPacket[], first: number, count: number): void {
+  const { destinations } = scratch
+  interfaces.refresh()
+  for (let i = 0; i < count; i++) {
+    const base = i * DESTINATION_WORDS
+    const family = destinations[base]!
+    if (family === 0) continue
+    const packet = into[first + i]!
+    const index = destinations[base + 1]!
+    packet.localAddress = family === 6 ? localNames.ipv6(native, destinations, base + 2, 0) : localNames.ipv4(destinations[base + 2]!)
+    packet.interfaceIndex = index
+    const name = interfaces.name(native, index)
+    if (name !== undefined) packet.interface = name
+  }
+}
+
+/**
+ * Interface names by index, looked up natively once per index and kept for a second at most
+ * (an interface may be renamed, or deleted and its index given to another).
+ */
+class InterfaceNames {
+  #names = new Map<number, string | null>()
+  #since = 0
+
+  refresh(): void {
+    const now = Date.now()
+    if (now - this.#since < 1000) return
+    this.#names.clear()
+    this.#since = now
+  }
+
+  name(native: NativeUdpCom, index: number): string | undefined {
+    let name = this.#names.get(index)
+    if (name === undefined) {
+      name = native.interfaceName(index)
+      this.#names.set(index, name)
+    }
+    return name ?? undefined
+  }
+}
+
+const interfaces = new InterfaceNames()
 
 /**
  * Address strings, made once per sender rather than once per packet: datagrams mostly come
@@ -120,3 +175,5 @@ class AddressNames {
 }
 
 const names = new AddressNames()
+/** Destination addresses: mostly one or two groups, kept apart from the senders' cache. */
+const localNames = new AddressNames()

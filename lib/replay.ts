@@ -2,9 +2,9 @@
 // everything per datagram in the engine; `done` settled when the sender says the replay ended.
 
 import type * as Native from '../native/binding'
-import { fromWorkerError, invalidArgType, invalidArgValue } from './errors'
+import { fromWorkerError, invalidArgType } from './errors'
 import type { ReplayOptions, ReplayStats } from './types'
-import { read, validateDestination, validateNumber, validateString } from './validate'
+import { checkNames, read, validateDestination, validateNumber, validateString } from './validate'
 
 const KNOWN = ['speed', 'startNs', 'loop', 'filter', 'destination']
 
@@ -22,11 +22,7 @@ export function validateReplay(
   if (value === undefined) return { path, bytes, options: native }
   if (typeof value !== 'object' || value === null) throw invalidArgType('options', 'of type object', value)
   const options = value as Record<string, unknown>
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.includes(name)) {
-      throw invalidArgValue(`options.${name}`, `is not an option of replay (known: ${KNOWN.join(', ')})`, `'${name}'`)
-    }
-  }
+  checkNames(options, 'options', KNOWN, 'an option of replay')
   const field = (name: keyof ReplayOptions): unknown => read(options, name, `options.${name}`)
   const speed = field('speed')
   if (speed !== undefined) native.speed = validateNumber(speed, 'options.speed')

@@ -4,7 +4,7 @@
 import type * as Native from '../native/binding'
 import { invalidArgType, invalidArgValue } from './errors'
 import type { StreamOptions, StreamSendStats } from './types'
-import { read, validateDestination, validateNumber, validateString } from './validate'
+import { checkNames, read, validateDestination, validateNumber, validateString } from './validate'
 
 const NUMBER_OPTIONS = ['ratePps', 'bitsPerSecond', 'count', 'burst', 'size', 'streamId'] as const
 const KNOWN = [...NUMBER_OPTIONS, 'periodNs', 'durationNs', 'startNs', 'payload', 'header', 'destination']
@@ -20,11 +20,7 @@ function nanoseconds(value: unknown, name: string): number {
 export function validateStreamOptions(value: unknown): Native.NativeStreamOptions {
   if (typeof value !== 'object' || value === null) throw invalidArgType('options', 'of type object', value)
   const options = value as Record<string, unknown>
-  for (const name of Object.keys(options)) {
-    if (!KNOWN.includes(name)) {
-      throw invalidArgValue(`options.${name}`, `is not an option of startStream (known: ${KNOWN.join(', ')})`, `'${name}'`)
-    }
-  }
+  checkNames(options, 'options', KNOWN, 'an option of startStream')
   const field = (name: keyof StreamOptions): unknown => read(options, name, `options.${name}`)
   const native: Native.NativeStreamOptions = {}
   for (const name of NUMBER_OPTIONS) {

@@ -80,8 +80,68 @@ export interface UdpComOptions {
    * that the sender's analysis splits the round trip into its two directions.
    */
   reflect?: boolean
+  /**
+   * Bind the socket to this network interface (SO_BINDTODEVICE): it sends and hears only
+   * there, whatever the routes say. An unknown name throws ENODEV. Needs CAP_NET_RAW where the
+   * kernel asks for it (Linux before 5.7; since, any process may bind a fresh socket).
+   */
+  interface?: string
+  /** SO_REUSEADDR. */
+  reuseAddress?: boolean
+  /**
+   * SO_REUSEPORT: several instances (of one user) on one port, e.g. several receivers of one
+   * multicast group, each of which gets every datagram to the group.
+   */
+  reusePort?: boolean
+  /** SO_BROADCAST: allows sending to a broadcast address (IPv4 only); without it the kernel refuses with EACCES. */
+  broadcast?: boolean
+  /** TTL (IPv4) or hop limit (IPv6) of unicast datagrams, 1..255; default the kernel's (64). */
+  ttl?: number
+  /**
+   * DSCP, 0..63, in the upper six bits of the IPv4 TOS byte / IPv6 traffic class (the two ECN
+   * bits are left alone); e.g. 46 (EF) for voice, 34 (AF41) for video. On IPv4 the kernel
+   * also derives the socket priority from the TOS byte (IP_TOS does that; EF gives 4) unless
+   * socketPriority is given, which is set after it.
+   */
+  dscp?: number
+  /**
+   * SO_PRIORITY: the priority of the socket's packets in the host's queueing (which mqprio or
+   * taprio traffic class, which VLAN PCP through an egress-qos-map). 0..6 for anyone; 7 and up
+   * need CAP_NET_ADMIN (EPERM otherwise).
+   */
+  socketPriority?: number
+  /**
+   * Receive buffer in bytes (SO_RCVBUF); default: 4 MiB where permitted. Past
+   * net.core.rmem_max it is forced (SO_RCVBUFFORCE, CAP_NET_ADMIN) or initSocket() throws
+   * EPERM saying so. getSocketInfo() shows what is in effect.
+   */
+  recvBufferSize?: number
+  /** Send buffer in bytes (SO_SNDBUF); past net.core.wmem_max as recvBufferSize. */
+  sendBufferSize?: number
+  /** Outgoing multicast. */
+  multicast?: MulticastOptions
+  /**
+   * Received packets also carry `localAddress` (their destination: the group, the broadcast
+   * address or the unicast address they were sent to) and `interfaceIndex`/`interface` (where
+   * they arrived): IP_PKTINFO / IPV6_RECVPKTINFO. Default false (it costs a little per packet).
+   */
+  packetInfo?: boolean
   /** Aborting it closes the instance, like closeSocket() (as dgram.createSocket's signal). */
   signal?: AbortSignal
+}
+
+/** Outgoing multicast (the constructor's `multicast` option). */
+export interface MulticastOptions {
+  /**
+   * The interface multicast leaves by: a name ('eth1'), or one of its addresses (IPv4
+   * '10.0.0.2'; IPv6 '::%eth1' as node:dgram's setMulticastInterface, or a local address).
+   * Default: the route's interface.
+   */
+  interface?: string
+  /** TTL / hop limit of multicast datagrams, 0..255; default 1 (this link only). */
+  ttl?: number
+  /** Whether this host's own sockets hear the multicast it sends; default true. */
+  loopback?: boolean
 }
 
 /** A datagram handed to JavaScript. */
@@ -110,6 +170,15 @@ export interface ReceivedPacket {
   port: number
   /** The sender's address family. */
   family: 'IPv4' | 'IPv6'
+  /**
+   * With `packetInfo`: the address the datagram was sent to (a group, a broadcast address, or
+   * a unicast address of this host). On an IPv6 socket an IPv4 datagram's is v4-mapped.
+   */
+  localAddress?: string
+  /** With `packetInfo`: the index of the interface the datagram arrived on. */
+  interfaceIndex?: number
+  /** With `packetInfo`: the name of that interface (absent if it has none any more). */
+  interface?: string
 }
 
 /** Where a batch goes on an unconnected instance. */
@@ -517,4 +586,66 @@ export interface CaptureResult {
   dropped: number
   /** The whole file, for a capture into memory (`capture()` without a target). */
   buffer?: Buffer
+}
+
+/** One multicast membership of the socket. */
+export interface MulticastMembership {
+  /** The group address. */
+  group: string
+  /** The only sender heard, for a source-specific membership. */
+  source?: string
+  /** The interface it was joined on (absent: the route's, as the kernel chose). */
+  interface?: string
+  /** Its index; 0: the route's. */
+  interfaceIndex: number
+}
+
+/** Outgoing multicast as in effect. */
+export interface MulticastStatus {
+  /** The interface multicast leaves by (absent: the route's). */
+  interface?: string
+  /** Its index; 0: the route's. */
+  interfaceIndex: number
+  /** TTL / hop limit of multicast datagrams. */
+  ttl: number
+  /** Whether this host's own sockets hear them. */
+  loopback: boolean
+}
+
+/** What is in effect on the socket, read back from the kernel (getSocketInfo()). */
+export interface SocketInfo {
+  /** The bound address (a group address when bound to one). */
+  localAddress: string
+  /** The bound port. */
+  localPort: number
+  /** The socket's address family. */
+  family: 'IPv4' | 'IPv6'
+  /** The connected peer's address (absent when unconnected). */
+  remoteAddress?: string
+  /** The connected peer's port. */
+  remotePort?: number
+  /** The interface the socket is bound to (SO_BINDTODEVICE; absent: any). */
+  interface?: string
+  /** SO_RCVBUF as the kernel reports it: twice the size granted (it counts its bookkeeping), as dgram's getRecvBufferSize(). */
+  recvBufferSize: number
+  /** SO_SNDBUF, reported the same way. */
+  sendBufferSize: number
+  /** Unicast TTL / hop limit. */
+  ttl: number
+  /** DSCP of sent datagrams. */
+  dscp: number
+  /** SO_PRIORITY. */
+  socketPriority: number
+  /** SO_BROADCAST. */
+  broadcast: boolean
+  /** SO_REUSEADDR. */
+  reuseAddress: boolean
+  /** SO_REUSEPORT. */
+  reusePort: boolean
+  /** Outgoing multicast. */
+  multicast: MulticastStatus
+  /** Whether received packets carry localAddress and interface. */
+  packetInfo: boolean
+  /** Groups joined, in the order they were joined. */
+  memberships: MulticastMembership[]
 }

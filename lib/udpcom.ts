@@ -24,6 +24,7 @@ import type {
   PacketStats,
   ReceivedPacket,
   ReplayOptions,
+  SocketInfo,
   StreamOptions,
   StreamStats,
   TimestampingStatus,
@@ -36,6 +37,7 @@ import {
   validateDestination,
   validateFunctionOrNull,
   validateNumber,
+  validateOptionalString,
   validateOptions,
   validatePort,
   validateString,
@@ -111,6 +113,8 @@ class PacketQueue {
 class Core {
   readonly native: Native.NativeUdpCom
   readonly receives: boolean
+  /** Received packets carry their destination and interface (the packetInfo option). */
+  readonly packetInfo: boolean
   state: State = 'created'
   referenced = true
   /** The public object, while started and referenced (see the file's header). */
@@ -130,9 +134,10 @@ class Core {
   /** Streams and replays whose `done` is not settled yet. */
   readonly streams = new Set<Stream | Replay>()
 
-  constructor(native: Native.NativeUdpCom, receives: boolean) {
+  constructor(native: Native.NativeUdpCom, receives: boolean, packetInfo: boolean) {
     this.native = native
     this.receives = receives
+    this.packetInfo = packetInfo
   }
 
   start(facade: UdpCom): void {
@@ -267,7 +272,7 @@ class Core {
 
   /** Moves packets from the native ring into the queue; returns how many. */
   refill(max: number): number {
-    return takePackets(this.native, Math.max(max, READ_AHEAD), this.queue.items)
+    return takePackets(this.native, Math.max(max, READ_AHEAD), this.queue.items, this.packetInfo)
   }
 
   /** Runs when a worker has news (the thread-safe function), or soon after onPackets(). */
@@ -337,7 +342,7 @@ class Core {
         packets = this.queue.take(listener.maxBatch)
       } else {
         packets = []
-        if (takePackets(this.native, listener.maxBatch, packets) === 0) return
+        if (takePackets(this.native, listener.maxBatch, packets, this.packetInfo) === 0) return
       }
       let threw = true
       try {
@@ -449,7 +454,10 @@ type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A]
 const statsMatch: SameKeys<Native.PacketStats, PacketStats> = true
 const timestampingMatch: SameKeys<Native.TimestampingStatus, TimestampingStatus> = true
 const analysisMatch: SameKeys<Native.NativeStreamAnalysis, StreamStats> = true
-void [statsMatch, timestampingMatch, analysisMatch]
+const socketInfoMatch: SameKeys<Native.SocketStatus, SocketInfo> = true
+const multicastMatch: SameKeys<Native.MulticastStatus, SocketInfo['multicast']> = true
+const membershipMatch: SameKeys<Native.MembershipStatus, SocketInfo['memberships'][number]> = true
+void [statsMatch, timestampingMatch, analysisMatch, socketInfoMatch, multicastMatch, membershipMatch]
 
 /** Removes an abort listener that is no longer needed. */
 function forget(pending: { signal: AbortSignal | undefined; onAbort: (() => void) | undefined }): void {
@@ -518,7 +526,7 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
     validateNumber(remotePort, 'remotePort')
     const { native: nativeOptions, signal } = validateOptions(options)
     this.#native = new NativeUdpCom(localIp, localPort, remoteIp, remotePort, nativeOptions)
-    const core = new Core(this.#native, nativeOptions.direction !== 0)
+    const core = new Core(this.#native, nativeOptions.direction !== 0, nativeOptions.packetInfo === true)
     this.#core = core
     collector.register(this, core, core)
     if (signal) {
@@ -700,6 +708,54 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
       return Promise.reject(error)
     }
     return this.#core.drain(signal)
+  }
+
+  /**
+   * Joins the multicast group `multicastAddress` on `multicastInterface` (a name such as
+   * 'eth1', or one of its addresses; IPv6 groups are joined by interface index, which a name,
+   * an address or the group's `%scope` gives). Default: the interface of the `interface`
+   * option, else the one the route to the group goes through. Works before start() and while
+   * the workers run; needs initSocket(). The kernel's refusals throw its errno (EADDRINUSE:
+   * joined already; ENOBUFS: more than net.ipv4.igmp_max_memberships groups) with syscall
+   * 'setsockopt'. As node:dgram's addMembership.
+   */
+  addMembership(multicastAddress: string, multicastInterface?: string): void {
+    this.#changeMembership(true, undefined, multicastAddress, multicastInterface)
+  }
+
+  /** Leaves what addMembership joined with the same arguments (EADDRNOTAVAIL if it was not joined). */
+  dropMembership(multicastAddress: string, multicastInterface?: string): void {
+    this.#changeMembership(false, undefined, multicastAddress, multicastInterface)
+  }
+
+  /**
+   * Joins `groupAddress` for datagrams from `sourceAddress` only (source-specific multicast,
+   * IGMPv3 / MLDv2), on `multicastInterface` as addMembership. As node:dgram's.
+   */
+  addSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    validateString(sourceAddress, 'sourceAddress')
+    this.#changeMembership(true, sourceAddress, groupAddress, multicastInterface, 'groupAddress')
+  }
+
+  /** Leaves what addSourceSpecificMembership joined with the same arguments. */
+  dropSourceSpecificMembership(sourceAddress: string, groupAddress: string, multicastInterface?: string): void {
+    validateString(sourceAddress, 'sourceAddress')
+    this.#changeMembership(false, sourceAddress, groupAddress, multicastInterface, 'groupAddress')
+  }
+
+  #changeMembership(join: boolean, source: string | undefined, group: string, iface: string | undefined, groupName = 'multicastAddress'): void {
+    validateString(group, groupName)
+    const multicastInterface = validateOptionalString(iface, 'multicastInterface')
+    this.#native.changeMembership(join, source, group, multicastInterface)
+  }
+
+  /**
+   * What is in effect on the socket, read back from the kernel: addresses, the interface it is
+   * bound to, buffer sizes, TTL, DSCP, socket priority, broadcast and reuse flags, outgoing
+   * multicast, packet info and the groups joined. Needs initSocket().
+   */
+  getSocketInfo(): SocketInfo {
+    return this.#native.socketInfo() as SocketInfo
   }
 
   /** Timestamping of the socket: the interface, what it supports and what is in use. Needs initSocket(). */

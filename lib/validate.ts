@@ -87,10 +87,14 @@ export function validateAbortOptions(value: unknown, name: string): AbortSignal 
 }
 
 /** The options the constructor knows: a misspelt `priorty` must not silently run without it. */
-const NUMBER_OPTIONS = ['cpu', 'rxCpu', 'capacity', 'ringBytes', 'direction', 'priority', 'spinNs', 'napNs', 'rxSpinNs'] as const
-const STRING_OPTIONS = ['timestamping', 'timestampingFallback', 'analyze'] as const
-const BOOLEAN_OPTIONS = ['inlineSend', 'deliver', 'reflect'] as const
-const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, ...BOOLEAN_OPTIONS, 'signal']
+const NUMBER_OPTIONS = [
+  'cpu', 'rxCpu', 'capacity', 'ringBytes', 'direction', 'priority', 'spinNs', 'napNs', 'rxSpinNs',
+  'ttl', 'dscp', 'socketPriority', 'recvBufferSize', 'sendBufferSize',
+] as const
+const STRING_OPTIONS = ['timestamping', 'timestampingFallback', 'analyze', 'interface'] as const
+const BOOLEAN_OPTIONS = ['inlineSend', 'deliver', 'reflect', 'reuseAddress', 'reusePort', 'broadcast', 'packetInfo'] as const
+const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, ...BOOLEAN_OPTIONS, 'multicast', 'signal']
+const MULTICAST_NAMES: readonly string[] = ['interface', 'ttl', 'loopback']
 
 /** The constructor's options: types checked here, values by the engine. */
 export function validateOptions(value: unknown): { native: NativeOptions; signal: AbortSignal | undefined } {
@@ -98,17 +102,7 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   if (value === undefined) return { native, signal: undefined }
   if (typeof value !== 'object' || value === null) throw invalidArgType('options', 'of type object', value)
   const options = value as Record<string, unknown>
-  let names: string[]
-  try {
-    names = Object.keys(options)
-  } catch (exception) {
-    throw unreadable('options', exception)
-  }
-  for (const name of names) {
-    if (!OPTION_NAMES.includes(name)) {
-      throw invalidArgValue(`options.${name}`, `is not an option of UdpCom (known: ${OPTION_NAMES.join(', ')})`, `'${name}'`)
-    }
-  }
+  checkNames(options, 'options', OPTION_NAMES, 'an option of UdpCom')
   const field = (name: keyof UdpComOptions): unknown => read(options, name, `options.${name}`)
   for (const name of NUMBER_OPTIONS) {
     const option = field(name)
@@ -124,10 +118,50 @@ export function validateOptions(value: unknown): { native: NativeOptions; signal
   else if (lockMemory !== undefined) throw invalidArgType('options.lockMemory', 'of type boolean or string', lockMemory)
   for (const name of BOOLEAN_OPTIONS) {
     const option = field(name)
-    if (typeof option === 'boolean') native[name] = option
-    else if (option !== undefined) throw invalidArgType(`options.${name}`, 'of type boolean', option)
+    if (option !== undefined) native[name] = validateBoolean(option, `options.${name}`)
   }
+  const multicast = field('multicast')
+  if (multicast !== undefined) native.multicast = validateMulticast(multicast)
   return { native, signal: validateAbortSignal(field('signal'), 'options.signal') }
+}
+
+/** Throws on a property that is not in `known`: a misspelt name must not silently do nothing. */
+export function checkNames(object: Record<string, unknown>, name: string, known: readonly string[], what: string): void {
+  let names: string[]
+  try {
+    names = Object.keys(object)
+  } catch (exception) {
+    throw unreadable(name, exception)
+  }
+  for (const key of names) {
+    if (!known.includes(key)) throw invalidArgValue(`${name}.${key}`, `is not ${what} (known: ${known.join(', ')})`, `'${key}'`)
+  }
+}
+
+export function validateBoolean(value: unknown, name: string): boolean {
+  if (typeof value !== 'boolean') throw invalidArgType(name, 'of type boolean', value)
+  return value
+}
+
+/** The `multicast` option: `{ interface?, ttl?, loopback? }`, nothing else. */
+function validateMulticast(value: unknown): NonNullable<NativeOptions['multicast']> {
+  if (typeof value !== 'object' || value === null) throw invalidArgType('options.multicast', 'of type object', value)
+  const multicast = value as Record<string, unknown>
+  checkNames(multicast, 'options.multicast', MULTICAST_NAMES, 'a multicast option')
+  const field = (name: string): unknown => read(multicast, name, `options.multicast.${name}`)
+  const result: NonNullable<NativeOptions['multicast']> = {}
+  const iface = field('interface')
+  if (iface !== undefined) result.interface = validateString(iface, 'options.multicast.interface')
+  const ttl = field('ttl')
+  if (ttl !== undefined) result.ttl = validateNumber(ttl, 'options.multicast.ttl')
+  const loopback = field('loopback')
+  if (loopback !== undefined) result.loopback = validateBoolean(loopback, 'options.multicast.loopback')
+  return result
+}
+
+/** An optional string argument: a string, or undefined (omitted). */
+export function validateOptionalString(value: unknown, name: string): string | undefined {
+  return value === undefined ? undefined : validateString(value, name)
 }
 
 /** A destination port, 1..65535, checked as node:dgram's send() checks it. */

@@ -3,7 +3,7 @@
 //! JavaScript layer's compilation checks that these objects match them field for field.
 
 use napi_derive::napi;
-use udpcom_engine::{Bucket, Error, Stats};
+use udpcom_engine::{format_ip, interface_name, Bucket, Error, Membership, PeerAddr, SocketInfo, Stats};
 use udpcom_engine::{TimestampingInfo, TxRecord};
 
 /// One bucket of a latency histogram.
@@ -258,6 +258,117 @@ impl From<TimestampingInfo> for TimestampingStatus {
                 rx_filters: c.rx_filters(),
                 hardware: c.hardware(),
             }),
+        }
+    }
+}
+
+/// Outgoing multicast as in effect.
+#[napi(object, object_from_js = false)]
+pub struct MulticastStatus {
+    /// The interface multicast leaves by (absent: the route's).
+    pub interface: Option<String>,
+    /// Its index; 0: the route's.
+    pub interface_index: u32,
+    /// TTL / hop limit of multicast datagrams.
+    pub ttl: u32,
+    /// Whether this host's own sockets hear them.
+    pub loopback: bool,
+}
+
+/// One multicast membership.
+#[napi(object, object_from_js = false)]
+pub struct MembershipStatus {
+    /// The group address.
+    pub group: String,
+    /// The only sender heard, for a source-specific membership.
+    pub source: Option<String>,
+    /// The interface it was joined on (absent: the route's, as the kernel chose).
+    pub interface: Option<String>,
+    /// Its index; 0: the route's.
+    pub interface_index: u32,
+}
+
+/// What is in effect on the socket (getSocketInfo).
+#[napi(object, object_from_js = false)]
+pub struct SocketStatus {
+    /// The bound address (a group address when bound to one).
+    pub local_address: String,
+    /// The bound port.
+    pub local_port: u32,
+    /// 'IPv4' or 'IPv6'.
+    pub family: &'static str,
+    /// The connected peer's address (absent when unconnected).
+    pub remote_address: Option<String>,
+    /// The connected peer's port.
+    pub remote_port: Option<u32>,
+    /// The interface the socket is bound to (SO_BINDTODEVICE; absent: any).
+    pub interface: Option<String>,
+    /// SO_RCVBUF as the kernel reports it (twice the size granted).
+    pub recv_buffer_size: f64,
+    /// SO_SNDBUF as the kernel reports it (twice the size granted).
+    pub send_buffer_size: f64,
+    /// Unicast TTL / hop limit.
+    pub ttl: u32,
+    /// DSCP of sent datagrams.
+    pub dscp: u32,
+    /// SO_PRIORITY.
+    pub socket_priority: u32,
+    /// SO_BROADCAST.
+    pub broadcast: bool,
+    /// SO_REUSEADDR.
+    pub reuse_address: bool,
+    /// SO_REUSEPORT.
+    pub reuse_port: bool,
+    /// Outgoing multicast.
+    pub multicast: MulticastStatus,
+    /// Whether received packets carry localAddress and interface.
+    pub packet_info: bool,
+    /// Groups joined, in the order they were joined.
+    pub memberships: Vec<MembershipStatus>,
+}
+
+/// An interface by index: its name, absent for 0 (the route's) or an index without a name.
+fn name_of(index: u32) -> Option<String> {
+    (index != 0).then(|| interface_name(index)).flatten()
+}
+
+impl From<SocketInfo> for SocketStatus {
+    fn from(info: SocketInfo) -> Self {
+        let text = |addr| format_ip(&PeerAddr::from_socket_addr(addr));
+        SocketStatus {
+            local_address: text(info.local),
+            local_port: u32::from(info.local.port()),
+            family: if info.local.is_ipv4() { "IPv4" } else { "IPv6" },
+            remote_address: info.remote.map(text),
+            remote_port: info.remote.map(|r| u32::from(r.port())),
+            interface: info.interface,
+            recv_buffer_size: info.recv_buffer_bytes as f64,
+            send_buffer_size: info.send_buffer_bytes as f64,
+            ttl: info.ttl,
+            dscp: u32::from(info.dscp),
+            socket_priority: info.socket_priority,
+            broadcast: info.broadcast,
+            reuse_address: info.reuse_address,
+            reuse_port: info.reuse_port,
+            multicast: MulticastStatus {
+                interface: name_of(info.multicast_interface_index),
+                interface_index: info.multicast_interface_index,
+                ttl: info.multicast_ttl,
+                loopback: info.multicast_loopback,
+            },
+            packet_info: info.packet_info,
+            memberships: info.memberships.iter().map(MembershipStatus::from).collect(),
+        }
+    }
+}
+
+impl From<&Membership> for MembershipStatus {
+    fn from(m: &Membership) -> Self {
+        MembershipStatus {
+            group: m.group.to_string(),
+            source: m.source.map(|s| s.to_string()),
+            interface: name_of(m.interface_index),
+            interface_index: m.interface_index,
         }
     }
 }

@@ -19,7 +19,7 @@ use napi::Env;
 use napi_derive::napi;
 use std::net::{Ipv6Addr, SocketAddrV6};
 
-use udpcom_engine::{format_ip, Config, Options, PeerAddr, UdpEngine};
+use udpcom_engine::{format_ip, interface_name, Config, Options, PeerAddr, UdpEngine};
 
 mod args;
 mod capture;
@@ -34,7 +34,7 @@ mod replay;
 mod send;
 mod stream;
 
-use convert::{PacketStats, TimestampingStatus, TxTimestamp};
+use convert::{PacketStats, SocketStatus, TimestampingStatus, TxTimestamp};
 use errors::OrThrow;
 use instance::{Instance, SharedInstance};
 
@@ -60,10 +60,35 @@ pub struct NativeOptions {
     pub analyze: Option<String>,
     pub deliver: Option<bool>,
     pub reflect: Option<bool>,
+    pub interface: Option<String>,
+    pub reuse_address: Option<bool>,
+    pub reuse_port: Option<bool>,
+    pub broadcast: Option<bool>,
+    pub ttl: Option<f64>,
+    pub dscp: Option<f64>,
+    pub socket_priority: Option<f64>,
+    pub recv_buffer_size: Option<f64>,
+    pub send_buffer_size: Option<f64>,
+    pub multicast: Option<NativeMulticastOptions>,
+    pub packet_info: Option<bool>,
+}
+
+/// The `multicast` option: outgoing multicast.
+#[napi(object, object_to_js = false)]
+pub struct NativeMulticastOptions {
+    /// An interface name or address.
+    pub interface: Option<String>,
+    pub ttl: Option<f64>,
+    pub loopback: Option<bool>,
 }
 
 impl From<NativeOptions> for Options {
     fn from(o: NativeOptions) -> Self {
+        let multicast = o.multicast.unwrap_or(NativeMulticastOptions {
+            interface: None,
+            ttl: None,
+            loopback: None,
+        });
         Options {
             cpu: o.cpu,
             rx_cpu: o.rx_cpu,
@@ -81,6 +106,19 @@ impl From<NativeOptions> for Options {
             analyze: o.analyze,
             deliver: o.deliver,
             reflect: o.reflect,
+            interface: o.interface,
+            reuse_address: o.reuse_address,
+            reuse_port: o.reuse_port,
+            broadcast: o.broadcast,
+            ttl: o.ttl,
+            dscp: o.dscp,
+            socket_priority: o.socket_priority,
+            recv_buffer_size: o.recv_buffer_size,
+            send_buffer_size: o.send_buffer_size,
+            multicast_interface: multicast.interface,
+            multicast_ttl: multicast.ttl,
+            multicast_loopback: multicast.loopback,
+            packet_info: o.packet_info,
         }
     }
 }
@@ -234,12 +272,65 @@ impl NativeUdpCom {
         format_ip(&PeerAddr::from_socket_addr(address.into()))
     }
 
+    /// The name of the interface with index `index` (what `ReceivedPacket.interface` shows),
+    /// or null if none has it.
+    #[napi]
+    pub fn interface_name(&self, index: u32) -> Option<String> {
+        interface_name(index)
+    }
+
     /// Moves up to `max` received packets out of the receive ring into memory JavaScript owns:
     /// payloads back to back into `bytes` (as many as fit), per packet two stamps into `stamps`
-    /// (arrival, hardware) and eight words into `info` (see [`receive`]). Returns how many.
+    /// (arrival, hardware), eight words into `info` and, with `packetInfo`, six words into
+    /// `destinations` (see [`receive`]; null: not written). Returns how many.
     #[napi]
-    pub fn take(&self, bytes: Uint8ArraySlice, stamps: BigUint64ArraySlice, info: Uint32ArraySlice, max: u32) -> u32 {
-        receive::take(&mut self.instance().engine, bytes, stamps, info, max as usize) as u32
+    pub fn take(
+        &self,
+        bytes: Uint8ArraySlice,
+        stamps: BigUint64ArraySlice,
+        info: Uint32ArraySlice,
+        max: u32,
+        destinations: Option<Uint32ArraySlice>,
+    ) -> u32 {
+        receive::take(
+            &mut self.instance().engine,
+            bytes,
+            stamps,
+            info,
+            destinations,
+            max as usize,
+        ) as u32
+    }
+
+    /// Joins (`join` true) or leaves a multicast group: addMembership / dropMembership, and
+    /// with `source` addSourceSpecificMembership / dropSourceSpecificMembership.
+    #[napi]
+    pub fn change_membership(
+        &self,
+        env: Env,
+        join: bool,
+        source: Option<String>,
+        group: String,
+        interface: Option<String>,
+    ) -> napi::Result<()> {
+        let engine = &mut self.instance().engine;
+        let (source, interface) = (source.as_deref(), interface.as_deref());
+        let result = if join {
+            engine.add_membership(source, &group, interface)
+        } else {
+            engine.drop_membership(source, &group, interface)
+        };
+        result.or_throw(&env)
+    }
+
+    /// What is in effect on the socket: addresses, interface, buffers, TTL, DSCP, multicast.
+    #[napi]
+    pub fn socket_info(&self, env: Env) -> napi::Result<SocketStatus> {
+        self.instance()
+            .engine
+            .socket_info()
+            .map(SocketStatus::from)
+            .or_throw(&env)
     }
 
     /// Packets waiting in the receive ring now.

@@ -1,6 +1,9 @@
 // Type-checked (tsc --noEmit) as part of npm test: the declarations in index.d.ts must accept
 // correct use and reject wrong use (each @ts-expect-error must be an error).
-import { UdpCom, type Destination, type Direction, type PacketStats, type ReceivedPacket, type UdpComOptions } from 'udpcom'
+import {
+  UdpCom, type Destination, type Direction, type MulticastMembership, type MulticastOptions, type PacketStats, type ReceivedPacket,
+  type SocketInfo, type UdpComOptions,
+} from 'udpcom'
 
 const direction: Direction = 2
 const options: UdpComOptions = { cpu: 1, rxCpu: 0, capacity: 4096, direction, priority: 80, spinNs: 20_000, napNs: 150_000, lockMemory: 'all', inlineSend: true, rxSpinNs: 100_000 }
@@ -131,3 +134,43 @@ function dispose(): void {
   udp[Symbol.dispose]()
 }
 void [nodeConventions, dispose]
+
+// Lab networks (issue #10): interfaces, multicast, broadcast, DSCP, TTL, buffers, packet info.
+async function labNetworks(): Promise<void> {
+  const multicast: MulticastOptions = { interface: 'eth1', ttl: 4, loopback: false }
+  const options: UdpComOptions = {
+    interface: 'eth1', reuseAddress: true, reusePort: true, broadcast: true, ttl: 16, dscp: 46, socketPriority: 5,
+    recvBufferSize: 8 << 20, sendBufferSize: 1 << 20, multicast, packetInfo: true,
+  }
+  const udp = new UdpCom('0.0.0.0', 5000, '0.0.0.0', 0, options)
+  udp.initSocket()
+  udp.addMembership('239.1.2.3')
+  udp.addMembership('239.1.2.4', 'eth1')
+  udp.dropMembership('239.1.2.4', '10.0.0.2')
+  udp.addSourceSpecificMembership('10.0.0.1', '232.1.2.3', 'eth1')
+  udp.dropSourceSpecificMembership('10.0.0.1', '232.1.2.3')
+  const info: SocketInfo = udp.getSocketInfo()
+  const sizes: number[] = [info.recvBufferSize, info.sendBufferSize, info.ttl, info.dscp, info.socketPriority, info.multicast.ttl]
+  const flags: boolean[] = [info.broadcast, info.reuseAddress, info.reusePort, info.multicast.loopback, info.packetInfo]
+  const bound: string | undefined = info.interface
+  const memberships: MulticastMembership[] = info.memberships
+  const first: [string, string | undefined, string | undefined, number] | undefined = memberships[0] && [
+    memberships[0].group, memberships[0].source, memberships[0].interface, memberships[0].interfaceIndex,
+  ]
+  udp.start()
+  const packet = await udp.receiveData()
+  if (packet) {
+    const where: [string | undefined, number | undefined, string | undefined] = [packet.localAddress, packet.interfaceIndex, packet.interface]
+    void where
+  }
+  void [sizes, flags, bound, first]
+  // @ts-expect-error: dscp is a number
+  new UdpCom('0.0.0.0', 0, '0.0.0.0', 0, { dscp: 'EF' })
+  // @ts-expect-error: multicast is an object of its own
+  new UdpCom('0.0.0.0', 0, '0.0.0.0', 0, { multicastTtl: 4 })
+  // @ts-expect-error: the group is a string
+  udp.addMembership(0xef010203)
+  // @ts-expect-error: a source-specific membership needs its group
+  udp.addSourceSpecificMembership('10.0.0.1')
+}
+void labNetworks

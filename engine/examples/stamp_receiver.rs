@@ -2,10 +2,13 @@
 //! that stamps every arriving datagram with the kernel's software RX timestamp.
 //!
 //! ```text
-//! stamp_receiver [--port 0] [--cpu N] [--mode stamp|count] [--payload plain|udpcom] [--idle-ms 1000] [--max-s 600]
+//! stamp_receiver [--port 0] [--bind 127.0.0.1] [--join GROUP --join-on ADDRESS] [--cpu N]
+//!                [--mode stamp|count] [--payload plain|udpcom] [--idle-ms 1000] [--max-s 600]
 //! ```
 //!
-//! It binds 127.0.0.1:port, prints `READY <port>` and then reads datagrams whose payload starts
+//! It binds `--bind`:port (an IPv4 address; `0.0.0.0` to hear a group), joins the IPv4
+//! multicast group `--join` on the interface that has the address `--join-on` if asked, prints
+//! `READY <port>` and then reads datagrams whose payload starts
 //! with the sender's target time (u64 little-endian CLOCK_MONOTONIC ns, 0 for none) and a
 //! sequence number (u32 little-endian at byte 8).
 //!
@@ -160,7 +163,13 @@ fn main() {
         common::pin(cpu.parse().unwrap());
     }
 
-    let socket = std::net::UdpSocket::bind(("127.0.0.1", get("port", "0").parse::<u16>().unwrap())).unwrap();
+    let bind: std::net::Ipv4Addr = get("bind", "127.0.0.1").parse().expect("--bind: an IPv4 address");
+    let socket = std::net::UdpSocket::bind((bind, get("port", "0").parse::<u16>().unwrap())).unwrap();
+    if let Some(group) = args.get("join") {
+        let group: std::net::Ipv4Addr = group.parse().expect("--join: an IPv4 group");
+        let on: std::net::Ipv4Addr = get("join-on", "0.0.0.0").parse().expect("--join-on: an IPv4 address");
+        socket.join_multicast_v4(&group, &on).expect("IP_ADD_MEMBERSHIP");
+    }
     let fd = socket.as_raw_fd();
     // A 64 MiB receive buffer (as root, past rmem_max) so that the instrument never drops.
     if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20).is_err() {

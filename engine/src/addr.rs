@@ -176,8 +176,9 @@ fn query_socket() -> std::io::Result<rustix::fd::OwnedFd> {
     Ok(rustix::net::socket(AddressFamily::INET, SocketType::DGRAM, None)?)
 }
 
-/// The index of the interface called `name` in this thread's network namespace.
-fn interface_index(name: &str) -> Result<u32> {
+/// The index of the interface called `name` in this thread's network namespace; ENODEV
+/// (`if_nametoindex`) if there is none.
+pub(crate) fn interface_index(name: &str) -> Result<u32> {
     let os_error = |e: std::io::Error| Error::from_io("if_nametoindex", &e, name);
     // A name with a NUL byte would be cut short by the kernel and find another interface.
     if name.contains('\0') {
@@ -187,8 +188,8 @@ fn interface_index(name: &str) -> Result<u32> {
     netdevice::name_to_index(&socket, name).map_err(|e| os_error(e.into()))
 }
 
-/// The name of the interface with `index`, if it has one.
-fn interface_name(index: u32) -> Option<String> {
+/// The name of the interface with `index` in this thread's network namespace, if it has one.
+pub fn interface_name(index: u32) -> Option<String> {
     netdevice::index_to_name(&query_socket().ok()?, index).ok()
 }
 

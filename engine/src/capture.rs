@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -378,22 +379,26 @@ impl CaptureTaps {
         self.taps.iter().any(|tap| tap.sent)
     }
 
-    /// A received datagram from `source`, stamped at `realtime_ns`; `local` is the address it
-    /// came to when the kernel said so (packet info), else the socket's own address is used.
+    /// A received datagram from `source`, stamped at `realtime_ns`; `local_ip` is the address
+    /// it was sent to when the kernel said so (packet info), else the socket's own is written.
     pub(crate) fn received(
         &mut self,
         payload: &[u8],
         realtime_ns: u64,
         source: PeerAddr,
-        local: Option<PeerAddr>,
+        local_ip: Option<IpAddr>,
         stamp: StampSource,
     ) {
         for tap in self.taps.iter_mut().filter(|tap| tap.received) {
+            let destination = match (local_ip, tap.local.to_socket_addr()) {
+                (Some(ip), Some(local)) => PeerAddr::from_socket_addr(SocketAddr::new(ip, local.port())),
+                _ => tap.local,
+            };
             let meta = CaptureMeta {
                 kind: Kind::Received,
                 timestamp_ns: realtime_ns,
                 source,
-                destination: local.unwrap_or(tap.local),
+                destination,
                 stamp: stamp_of(stamp),
                 stamp_key: 0,
             };

@@ -10,6 +10,7 @@ use crate::addr::parse_ip_with_scope;
 use crate::analysis::AnalyzeMode;
 use crate::clock::SpinPolicy;
 use crate::error::{Error, Result};
+use crate::network::NetworkOptions;
 
 /// Which worker threads an instance runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +131,32 @@ pub struct Options {
     pub deliver: Option<bool>,
     /// Send every received datagram back to its source at once (direction 2).
     pub reflect: Option<bool>,
+    /// Interface to bind the socket to (`SO_BINDTODEVICE`).
+    pub interface: Option<String>,
+    /// `SO_REUSEADDR`.
+    pub reuse_address: Option<bool>,
+    /// `SO_REUSEPORT`.
+    pub reuse_port: Option<bool>,
+    /// `SO_BROADCAST`.
+    pub broadcast: Option<bool>,
+    /// Unicast TTL / hop limit, 1..255.
+    pub ttl: Option<f64>,
+    /// DSCP, 0..63.
+    pub dscp: Option<f64>,
+    /// `SO_PRIORITY`.
+    pub socket_priority: Option<f64>,
+    /// Receive buffer, bytes.
+    pub recv_buffer_size: Option<f64>,
+    /// Send buffer, bytes.
+    pub send_buffer_size: Option<f64>,
+    /// `multicast.interface`: interface name or address for outgoing multicast.
+    pub multicast_interface: Option<String>,
+    /// `multicast.ttl`, 0..255.
+    pub multicast_ttl: Option<f64>,
+    /// `multicast.loopback`.
+    pub multicast_loopback: Option<bool>,
+    /// Received packets carry their destination address and interface.
+    pub packet_info: Option<bool>,
 }
 
 /// Default ring capacity in packets.
@@ -201,6 +228,8 @@ pub struct Config {
     pub deliver: bool,
     /// The receiver sends every datagram back to its source (`reflect`).
     pub reflect: bool,
+    /// Interface, ports, broadcast, TTL, DSCP, priority, buffers, multicast, packet info.
+    pub network: NetworkOptions,
 }
 
 impl Config {
@@ -339,6 +368,7 @@ impl Config {
             analyze,
             deliver: options.deliver.unwrap_or(true),
             reflect,
+            network: NetworkOptions::new(options, local_ip.is_ipv4())?,
         })
     }
 

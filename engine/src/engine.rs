@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::config::{LockMemory, TimestampMode};
 use crate::error::{Error, Result};
 use crate::memlock;
+use crate::network::{Membership, SocketInfo};
 use crate::receiver::{ReceivePath, Receiver, ReceiverParts, RecvMeta, TxStampPath};
 use crate::reflect::Reflector;
 use crate::replay::{ActiveReplay, ReplayDestination, ReplayShared, ReplaySpec, ReplayStats};
@@ -28,7 +29,7 @@ use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, Latencies, Stats};
 use crate::stream::{ActiveStream, StreamEnd, StreamSendStats, StreamShared, StreamSpec};
-use crate::sys::{self, ErrQueueBatch, RecvBatch};
+use crate::sys::{self, ErrQueueBatch, MembershipChange, RecvBatch};
 use crate::time::now_ns;
 use crate::timestamping::{self, SentLog, TimestampingInfo, TxRecord};
 
@@ -104,6 +105,8 @@ pub struct UdpEngine {
     /// Open captures, and those closed whose statistics JavaScript may still ask for.
     captures: Vec<Arc<ActiveCapture>>,
     next_capture_id: u32,
+    /// Multicast groups the socket joined, in the order it joined them.
+    memberships: Vec<Membership>,
 }
 
 impl UdpEngine {
@@ -131,6 +134,7 @@ impl UdpEngine {
             analyzer,
             captures: Vec::new(),
             next_capture_id: 1,
+            memberships: Vec::new(),
         }
     }
 
@@ -158,7 +162,7 @@ impl UdpEngine {
         if self.state != State::Created {
             return Err(Error::state("initSocket() was already called"));
         }
-        let socket = UdpSocket::open(self.config.local, self.config.remote)?;
+        let socket = UdpSocket::open(self.config.local, self.config.remote, &self.config.network)?;
         self.timestamping = Some(timestamping::setup(
             &socket,
             self.config.timestamping,
@@ -176,6 +180,43 @@ impl UdpEngine {
             Some(socket) => Ok(socket.local_addr().port()),
             None => Err(Error::state("the socket is not bound yet: call initSocket() first")),
         }
+    }
+
+    /// The socket, once initSocket() ran and until closeSocket().
+    fn bound_socket(&self) -> Result<&Arc<UdpSocket>> {
+        self.check_open()?;
+        self.socket
+            .as_ref()
+            .ok_or_else(|| Error::state("the socket is not bound yet: call initSocket() first"))
+    }
+
+    /// Joins `group` (text, IPv6 with an optional `%scope`) on `interface` (a name or an
+    /// address; default: the group's scope, else the interface the socket is bound to, else
+    /// the one the route to the group goes through): `addMembership`. Works before and while
+    /// the workers run. Source-specific with `source`: `addSourceSpecificMembership`, which
+    /// hears only that sender.
+    pub fn add_membership(&mut self, source: Option<&str>, group: &str, interface: Option<&str>) -> Result<()> {
+        let membership = self
+            .bound_socket()?
+            .membership(MembershipChange::Join, source, group, interface)?;
+        self.memberships.push(membership);
+        Ok(())
+    }
+
+    /// Leaves what [`add_membership`](Self::add_membership) joined with the same arguments:
+    /// `dropMembership`, `dropSourceSpecificMembership`.
+    pub fn drop_membership(&mut self, source: Option<&str>, group: &str, interface: Option<&str>) -> Result<()> {
+        let membership = self
+            .bound_socket()?
+            .membership(MembershipChange::Leave, source, group, interface)?;
+        self.memberships.retain(|m| *m != membership);
+        Ok(())
+    }
+
+    /// What is in effect on the socket: addresses, interface, buffer sizes, TTL, DSCP,
+    /// priority, multicast settings and memberships (`getSocketInfo`). Needs initSocket().
+    pub fn socket_info(&self) -> Result<SocketInfo> {
+        self.bound_socket()?.info(&self.memberships)
     }
 
     /// Starts the worker thread(s) of the configured direction. Fails, with nothing left
@@ -923,6 +964,7 @@ impl UdpEngine {
         // Captures started on a bound instance that never ran.
         self.close_captures();
         self.socket = None;
+        self.memberships.clear();
         self.send = None;
         self.recv = None;
         self.tx_stamps = None;

@@ -26,7 +26,8 @@
 //!
 //! From the top down, each using only those below it: `engine` (one instance's life) over
 //! `sender` and `receiver` (the worker threads), which share `shared` (flags, counters,
-//! [`Notify`]); `timestamping` (SO_TIMESTAMPING set-up, the transmit-stamp log), `socket`,
+//! [`Notify`]); `timestamping` (SO_TIMESTAMPING set-up, the transmit-stamp log), `socket`
+//! over `network` (the lab-network options, multicast memberships, [`SocketInfo`]),
 //! `ring` (lock-free packet rings), `stats`, `config`, `addr` (addresses and their text),
 //! `clock` (deadline waiting: sleep, naps, spin) over `rt` (pinning, SCHED_FIFO, the run
 //! budget) over `time` (the clocks), `error`; and at the bottom `sys`, the Linux calls the
@@ -57,6 +58,10 @@
 //!   configuration says so, with the reason in [`TimestampingInfo`]. A datagram that arrives
 //!   without a kernel stamp (stamping not switched on yet) is stamped by the receiver thread
 //!   and says so ([`StampSource::User`]).
+//! - A socket option the kernel refuses (an interface, a socket priority above 6, a buffer past
+//!   `net.core.rmem_max` that cannot be forced, a membership) fails with the errno, syscall
+//!   `setsockopt` and the option in the message, with how to get a missing permission; what is
+//!   in effect is read back by [`UdpEngine::socket_info`].
 //! - Control data that does not fit its buffer (`MSG_CTRUNC`) is counted
 //!   (`control_truncated`); the datagram is still delivered, without what was cut.
 //! - An unconnected instance can only [`send_to`](UdpEngine::send_to), a connected one only
@@ -74,6 +79,7 @@ mod errno;
 mod error;
 pub mod header;
 mod memlock;
+mod network;
 pub mod pcap;
 mod receiver;
 mod reflect;
@@ -89,12 +95,13 @@ mod sys;
 mod time;
 mod timestamping;
 
-pub use addr::{format_ip, parse_ip_with_scope, PeerAddr};
+pub use addr::{format_ip, interface_name, parse_ip_with_scope, PeerAddr};
 pub use capture::{CaptureSink, CaptureSpec, CaptureStats};
 pub use clock::{DeadlineWaiter, SpinPolicy, Wait};
 pub use config::{format_number, integer, Config, Direction, LockMemory, Options, TimestampMode};
 pub use engine::{CaptureCloser, Received, State, UdpEngine};
 pub use error::{code, Error, ErrorClass, OsError, Result};
+pub use network::{InterfaceRef, Membership, NetworkOptions, SocketInfo};
 pub use receiver::{RecvMeta, StampSource};
 pub use replay::{ReplayDestination, ReplayInput, ReplaySkips, ReplaySpec, ReplayStats};
 pub use rt::{RunBudget, ThreadSetup};

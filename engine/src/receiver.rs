@@ -12,6 +12,7 @@
 //! through the sender's [`SentLog`] and records wire latency. A send-only instance with
 //! timestamping runs this thread for the error queue alone.
 
+use std::net::IpAddr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::{Arc, Mutex};
@@ -59,7 +60,17 @@ pub struct RecvMeta {
     /// Who sent it, as `recvmmsg` reported (on connected instances too); the empty address
     /// only if the kernel named no IPv4 or IPv6 sender.
     pub peer: PeerAddr,
+    /// With `packetInfo`: the destination address of the datagram (the group, the broadcast
+    /// address or the unicast address of this host it was sent to; on an IPv6 socket an IPv4
+    /// datagram's is v4-mapped), from `IP_PKTINFO` / `IPV6_PKTINFO`. `None` without.
+    pub destination: Option<IpAddr>,
+    /// With `packetInfo`: the index of the interface the datagram arrived on; 0 without.
+    pub interface_index: u32,
 }
+
+// A receive ring slot is this plus 16 bytes; the packet information fits in what was padding
+// and 16 bytes more (README, Memory).
+const _: () = assert!(std::mem::size_of::<RecvMeta>() == 64);
 
 /// The receive half: ring, `recvmmsg` buffers, and the stages every datagram goes through
 /// before the ring.
@@ -223,8 +234,11 @@ impl Receiver {
                         Some(_) => crate::pcap::StampSource::Kernel,
                         None => crate::pcap::StampSource::User,
                     };
+                    // With packetInfo, the address it was sent to (a group, say) rather than the
+                    // socket's own.
+                    let to = meta.destination;
                     self.captures
-                        .received(datagram.payload, arrival_realtime, datagram.peer, None, stamp);
+                        .received(datagram.payload, arrival_realtime, datagram.peer, to, stamp);
                 }
             }
             if !path.deliver {
@@ -393,10 +407,13 @@ fn recv_meta(datagram: &Datagram<'_>, now: u64, clock: &mut RealtimeToMonotonic)
         Some(hardware_ns) => (StampSource::Hardware, hardware_ns),
         None => (source, 0),
     };
+    let (destination, interface_index) = ancillary.packet_info.unzip();
     RecvMeta {
         arrival_ns,
         source,
         hardware_ns,
         peer: datagram.peer,
+        destination,
+        interface_index: interface_index.unwrap_or(0),
     }
 }

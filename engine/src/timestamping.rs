@@ -144,7 +144,10 @@ pub(crate) fn setup(
     fallback: Option<TimestampMode>,
 ) -> Result<TimestampingInfo> {
     let fd = std::os::fd::AsFd::as_fd(socket);
-    let interface = sys::interface_with_address(socket.local_addr().ip()).ok().flatten();
+    // The interface the socket is bound to carries all its traffic; else the one with its address.
+    let interface = socket
+        .bound_interface()
+        .or_else(|| sys::interface_with_address(socket.local_addr().ip()).ok().flatten());
     let capabilities = interface
         .as_deref()
         .and_then(|name| sys::ethtool_ts_info(fd, name).ok())
@@ -310,7 +313,7 @@ mod tests {
 
     #[test]
     fn software_setup_on_loopback_and_hardware_refused_with_a_coded_error() {
-        let socket = UdpSocket::open("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let socket = UdpSocket::open("127.0.0.1:0".parse().unwrap(), None, &Default::default()).unwrap();
         let info = setup(&socket, TimestampMode::Software, None).unwrap();
         assert_eq!(info.interface.as_deref(), Some("lo"));
         assert_eq!(info.in_use, TimestampMode::Software);
@@ -318,7 +321,7 @@ mod tests {
         assert!(capabilities.modes().contains(&"rx_software"));
         assert!(!capabilities.hardware());
 
-        let socket = UdpSocket::open("127.0.0.1:0".parse().unwrap(), None).unwrap();
+        let socket = UdpSocket::open("127.0.0.1:0".parse().unwrap(), None, &Default::default()).unwrap();
         let err = setup(&socket, TimestampMode::Hardware, None).unwrap_err();
         assert_eq!(err.code, "ERR_UDPCOM_HWTSTAMP_UNSUPPORTED");
         assert!(err.message.contains("interface lo"), "{}", err.message);

@@ -16,6 +16,7 @@
 //! and tested here on hand-built buffers.
 
 use std::mem::{align_of, size_of};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::time::NS_PER_SEC;
 
@@ -37,11 +38,17 @@ unsafe impl Plain for [libc::timespec; 3] {}
 unsafe impl Plain for libc::sock_extended_err {}
 // SAFETY: size_t and two c_int without padding on 64-bit Linux (checked below).
 unsafe impl Plain for libc::cmsghdr {}
+// SAFETY: c_int and two in_addr (u32): 12 bytes without padding (checked below).
+unsafe impl Plain for libc::in_pktinfo {}
+// SAFETY: in6_addr (16 bytes) and c_uint: 20 bytes without padding (checked below).
+unsafe impl Plain for libc::in6_pktinfo {}
 
 const _: () = {
     assert!(size_of::<libc::timespec>() == 2 * size_of::<i64>());
     assert!(size_of::<libc::sock_extended_err>() == 16);
     assert!(size_of::<libc::cmsghdr>() == size_of::<usize>() + 2 * size_of::<libc::c_int>());
+    assert!(size_of::<libc::in_pktinfo>() == 12);
+    assert!(size_of::<libc::in6_pktinfo>() == 20);
 };
 
 /// Reads a `T` from the start of `bytes`, at any alignment; `None` if `bytes` is shorter.
@@ -84,10 +91,10 @@ const fn cmsg_space(data_len: usize) -> usize {
 }
 
 /// Control-data room per message. What the engine asks for takes at most 128 bytes: on a
-/// datagram `SCM_TIMESTAMPING` (64) and `SO_RXQ_OVFL` (24); on an error-queue entry
-/// `SCM_TIMESTAMPING` (64) and `IP(V6)_RECVERR` with the offender's address (64). The rest is
-/// headroom (UDP_GRO's segment size takes 24 more); a message that still does not fit is
-/// counted as truncated.
+/// datagram `SCM_TIMESTAMPING` (64), `SO_RXQ_OVFL` (24) and, with `packetInfo`, `IPV6_PKTINFO`
+/// (40; `IP_PKTINFO` 32); on an error-queue entry `SCM_TIMESTAMPING` (64) and `IP(V6)_RECVERR`
+/// with the offender's address (64). The rest is headroom (UDP_GRO's segment size takes 24
+/// more); a message that still does not fit is counted as truncated.
 pub(crate) const CONTROL_BYTES: usize = 256;
 
 /// A control-data buffer for one message, aligned for `cmsghdr` as the `CMSG_*` layout
@@ -151,6 +158,22 @@ impl Cmsg<'_> {
                     error.ee_errno == libc::ENOMSG as u32 && error.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING;
                 is_stamp.then_some(Control::TxStampKey(error.ee_data))
             }
+            (libc::SOL_IP, libc::IP_PKTINFO) => {
+                // ipi_addr is the destination in the IP header (a group, a broadcast address or
+                // ours); ipi_spec_dst is the local address a reply would come from.
+                let info = self.read::<libc::in_pktinfo>()?;
+                Some(Control::PacketInfo {
+                    destination: IpAddr::V4(Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr))),
+                    interface_index: u32::try_from(info.ipi_ifindex).ok()?,
+                })
+            }
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO) => {
+                let info = self.read::<libc::in6_pktinfo>()?;
+                Some(Control::PacketInfo {
+                    destination: IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)),
+                    interface_index: info.ipi6_ifindex,
+                })
+            }
             _ => None,
         }
     }
@@ -168,6 +191,14 @@ pub(crate) enum Control {
     /// `IP_RECVERR` / `IPV6_RECVERR` of an error-queue entry that is a transmit timestamp
     /// (`ENOMSG`, origin `SO_EE_ORIGIN_TIMESTAMPING`): its `SOF_TIMESTAMPING_OPT_ID` key.
     TxStampKey(u32),
+    /// `IP_PKTINFO` / `IPV6_PKTINFO`: the datagram's destination address and the index of the
+    /// interface it arrived on.
+    PacketInfo {
+        /// The destination address of the IP header.
+        destination: IpAddr,
+        /// The interface it arrived on.
+        interface_index: u32,
+    },
 }
 
 /// A timestamp in ns, `None` for zero or for a value no clock can have.
@@ -273,6 +304,8 @@ pub(crate) struct Ancillary {
     pub(crate) software_ns: Option<u64>,
     /// `SCM_TIMESTAMPING` raw hardware stamp, ns of the NIC's clock.
     pub(crate) hardware_ns: Option<u64>,
+    /// `IP_PKTINFO` / `IPV6_PKTINFO`: (destination address, arrival interface index).
+    pub(crate) packet_info: Option<(IpAddr, u32)>,
     /// The control data did not fit (`MSG_CTRUNC`): something above may be missing.
     pub(crate) control_truncated: bool,
 }
@@ -288,6 +321,10 @@ impl Ancillary {
             match cmsg.decode() {
                 Some(Control::DroppedTotal(total)) => ancillary.dropped_total = Some(total),
                 Some(Control::Timestamps(stamps)) => (ancillary.software_ns, ancillary.hardware_ns) = stamps,
+                Some(Control::PacketInfo {
+                    destination,
+                    interface_index,
+                }) => ancillary.packet_info = Some((destination, interface_index)),
                 Some(Control::TxStampKey(_)) | None => {}
             }
         }
@@ -316,7 +353,7 @@ impl TxStamp {
             match cmsg.decode() {
                 Some(Control::Timestamps(stamps)) => (stamp.software_ns, stamp.hardware_ns) = stamps,
                 Some(Control::TxStampKey(found)) => key = Some(found),
-                Some(Control::DroppedTotal(_)) | None => {}
+                Some(Control::DroppedTotal(_) | Control::PacketInfo { .. }) | None => {}
             }
         }
         key.map(|key| TxStamp { key, ..stamp })
@@ -403,11 +440,84 @@ mod tests {
                 dropped_total: Some(7),
                 software_ns: Some(1_700_000_000_123_456_789),
                 hardware_ns: Some(42),
+                packet_info: None,
                 control_truncated: false,
             }
         );
         assert!(Ancillary::parse(&bytes, libc::MSG_CTRUNC).control_truncated);
         assert_eq!(Ancillary::parse(&[], 0), Ancillary::default());
+    }
+
+    fn pktinfo_v4(ifindex: i32, destination: [u8; 4], spec_dst: [u8; 4]) -> Vec<u8> {
+        let in_addr = |octets: [u8; 4]| libc::in_addr {
+            s_addr: u32::from_ne_bytes(octets),
+        };
+        bytes_of(libc::in_pktinfo {
+            ipi_ifindex: ifindex,
+            ipi_spec_dst: in_addr(spec_dst),
+            ipi_addr: in_addr(destination),
+        })
+    }
+
+    fn pktinfo_v6(ifindex: u32, destination: Ipv6Addr) -> Vec<u8> {
+        bytes_of(libc::in6_pktinfo {
+            ipi6_addr: libc::in6_addr {
+                s6_addr: destination.octets(),
+            },
+            ipi6_ifindex: ifindex,
+        })
+    }
+
+    #[test]
+    fn packet_info_names_the_destination_and_the_interface() {
+        // A datagram to a group: the destination is the group, not the address a reply
+        // would come from (ipi_spec_dst); beside a stamp, in either order.
+        let bytes = control(&[
+            (
+                libc::SOL_IP,
+                libc::IP_PKTINFO,
+                &pktinfo_v4(3, [239, 1, 2, 3], [10, 0, 0, 2]),
+                None,
+            ),
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, &stamps(5_000, 0), None),
+        ]);
+        let ancillary = Ancillary::parse(&bytes, 0);
+        assert_eq!(ancillary.packet_info, Some(("239.1.2.3".parse().unwrap(), 3)));
+        assert_eq!(ancillary.software_ns, Some(5_000));
+        let group: Ipv6Addr = "ff3e::8000:1".parse().unwrap();
+        let bytes = control(&[(libc::SOL_IPV6, libc::IPV6_PKTINFO, &pktinfo_v6(7, group), None)]);
+        assert_eq!(Ancillary::parse(&bytes, 0).packet_info, Some((IpAddr::V6(group), 7)));
+        assert_eq!(
+            control(&[(libc::SOL_IPV6, libc::IPV6_PKTINFO, &pktinfo_v6(7, group), None)]).len(),
+            40
+        );
+        // Cut short (MSG_CTRUNC), of the wrong level, or with a negative index: none.
+        for (level, kind, data) in [
+            (
+                libc::SOL_IP,
+                libc::IP_PKTINFO,
+                pktinfo_v4(3, [239, 1, 2, 3], [0; 4])[..8].to_vec(),
+            ),
+            (libc::SOL_IPV6, libc::IP_PKTINFO, pktinfo_v4(3, [239, 1, 2, 3], [0; 4])),
+            (libc::SOL_IP, libc::IP_PKTINFO, pktinfo_v4(-1, [239, 1, 2, 3], [0; 4])),
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO, pktinfo_v6(7, group)[..19].to_vec()),
+        ] {
+            let bytes = control(&[(level, kind, &data, None)]);
+            assert_eq!(
+                Ancillary::parse(&bytes, 0).packet_info,
+                None,
+                "{level} {kind} {}",
+                data.len()
+            );
+        }
+        // Everything the engine asks for on one datagram fits the buffer with room to spare.
+        let bytes = control(&[
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, &stamps(5_000, 0), None),
+            (libc::SOL_SOCKET, libc::SO_RXQ_OVFL, &bytes_of(1u32), None),
+            (libc::SOL_IPV6, libc::IPV6_PKTINFO, &pktinfo_v6(7, group), None),
+        ]);
+        assert_eq!(bytes.len(), 128);
+        assert!(bytes.len() <= CONTROL_BYTES / 2);
     }
 
     #[test]

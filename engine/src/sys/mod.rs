@@ -3,7 +3,8 @@
 //! - [`mmsg`]: `sendmmsg` and `recvmmsg` batches (datagrams, and the error queue's transmit
 //!   stamps), with their message headers;
 //! - [`cmsg`]: control messages (ancillary data) of received messages, decoded;
-//! - [`sockopt`]: integer socket options (`SO_RXQ_OVFL`, `SO_TIMESTAMPING`) and `SO_MEMINFO`;
+//! - [`sockopt`]: socket options (`SO_RXQ_OVFL`, `SO_TIMESTAMPING`, `IP_PKTINFO`,
+//!   `MCAST_JOIN_SOURCE_GROUP`, ...) and `SO_MEMINFO`;
 //! - [`sched`]: scheduling policy (`sched_setscheduler`) and `mlock`;
 //! - [`ethtool`]: interfaces: which one has an address, what it can timestamp, hardware
 //!   timestamping on.
@@ -28,7 +29,10 @@ pub(crate) use mmsg::{send_many, Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH,
 #[cfg(test)]
 pub(crate) use sched::current_scheduling;
 pub(crate) use sched::{lock_current_stack, lock_regions, set_fifo_priority, set_normal_scheduling};
-pub(crate) use sockopt::{enable_rxq_ovfl, set_timestamping, socket_drops};
+pub(crate) use sockopt::{
+    change_source_membership, enable_packet_info, enable_rxq_ovfl, packet_info_enabled, set_timestamping, socket_drops,
+    MembershipChange,
+};
 
 /// A C return value as a `Result`: negative means failure, with the reason in `errno`.
 fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
@@ -95,6 +99,25 @@ impl RawSockAddr {
     }
 }
 
+/// The kernel form of `peer` in a whole `sockaddr_storage` (the rest zero), as the
+/// protocol-independent multicast requests (`group_source_req`) carry addresses; `None` for the
+/// empty address.
+fn storage_of(peer: &PeerAddr) -> Option<libc::sockaddr_storage> {
+    let raw = RawSockAddr::from_peer(peer)?;
+    // SAFETY: all-zero bytes are a valid sockaddr_storage (integers and arrays).
+    let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    // SAFETY: `raw.len` bytes of the union are initialized (the variant it was built as) and
+    // fit in a sockaddr_storage, which is larger than either variant.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            raw.as_ptr().cast::<u8>(),
+            (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
+            raw.len as usize,
+        )
+    };
+    Some(storage)
+}
+
 /// Decodes a socket address the kernel wrote: AF_INET or AF_INET6, checked against `len`;
 /// any other family, or a length too short for the family, is the empty address.
 ///
@@ -140,17 +163,7 @@ mod tests {
     /// Copies the kernel form of `peer` into a sockaddr_storage, as recvmmsg would.
     fn as_storage(peer: &PeerAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         let raw = RawSockAddr::from_peer(peer).unwrap();
-        let mut storage = zeroed_storage();
-        // SAFETY: `raw.len` bytes of the union are initialized (the variant it was built as)
-        // and fit in a sockaddr_storage.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                raw.as_ptr().cast::<u8>(),
-                (&mut storage as *mut libc::sockaddr_storage).cast::<u8>(),
-                raw.len as usize,
-            )
-        };
-        (storage, raw.len)
+        (storage_of(peer).unwrap(), raw.len)
     }
 
     #[test]
