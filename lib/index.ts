@@ -2,9 +2,11 @@
 // is the same for ES modules.
 
 export { UdpCom } from './udpcom'
+export { probeWakeups } from './probe'
 export type {
   AbortOptions,
   BatchIterationOptions,
+  CpuLoss,
   Destination,
   Direction,
   HistogramBucket,
@@ -15,5 +17,8 @@ export type {
   TimestampingStatus,
   TxTimestamp,
   UdpComOptions,
+  WakeLateness,
+  WakeProbe,
+  WakeProbeOptions,
   WorkerError,
 } from './types'

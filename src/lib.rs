@@ -27,6 +27,7 @@ mod fast_path;
 mod instance;
 mod napi_raw;
 mod notify;
+pub mod probe;
 mod receive;
 mod send;
 

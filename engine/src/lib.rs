@@ -34,6 +34,9 @@
 //! batches), `sys::cmsg` (control messages, decoded and encoded), `sys::sockopt`,
 //! `sys::sched`, `sys::ethtool`. `sys` holds all of the crate's `unsafe` but the ring's memory.
 //!
+//! [`probe_wakeups`] (module `probe`, over `clock` and `rt`) measures what the machine does to
+//! a timed thread: how late its wake-ups are and how often it loses the CPU while it runs.
+//!
 //! Three public modules are pure and usable on their own: [`header`] (the udpcom test header and
 //! the iperf 2 UDP header, on byte buffers), [`analysis`] (per-stream loss, reordering,
 //! jitter, delay variation and latency of received test streams) and [`pcap`] (a streaming
@@ -74,6 +77,7 @@ mod error;
 pub mod header;
 mod memlock;
 pub mod pcap;
+mod probe;
 mod receiver;
 mod ring;
 mod rt;
@@ -90,6 +94,7 @@ pub use clock::{DeadlineWaiter, SpinPolicy, Wait};
 pub use config::{format_number, integer, Config, Direction, LockMemory, Options, TimestampMode};
 pub use engine::{Received, State, UdpEngine};
 pub use error::{code, Error, ErrorClass, OsError, Result};
+pub use probe::{probe_wakeups, CpuLoss, WakeLateness, WakeProbe, WakeProbeOptions};
 pub use receiver::{RecvMeta, StampSource};
 pub use rt::{RunBudget, ThreadSetup};
 pub use shared::Notify;
