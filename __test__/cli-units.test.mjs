@@ -1,11 +1,11 @@
 // The command line's units (lib/cli/units.ts): every parser on good and bad text, and the
-// formatters the status lines use. Pure functions, no sockets.
+// formatters (lib/format.ts) the status lines use. Pure functions, no sockets.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
-const units = require('../dist/cli/units.js')
+const units = { ...require('../dist/cli/units.js'), ...require('../dist/format.js') }
 const { UsageError } = require('../dist/cli/errors.js')
 
 const fails = (fn, pattern) => assert.throws(fn, (error) => error instanceof UsageError && pattern.test(error.message))

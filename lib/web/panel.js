@@ -1,0 +1,2 @@
+// @ts-check
+// The live panel (placeholder while the panel is written).
