@@ -12,14 +12,14 @@ import { helpText, parseCommandLine, wrap, type Command } from './command'
 import { doctorCommand } from './doctor'
 import { explain, UsageError } from './errors'
 import { Output, type Stream } from './output'
-// PANEL import { panelCommand } from './panel'
+import { panelCommand } from './panel'
 import { recvCommand } from './recv'
 
 /**
  * The commands. `send`, `ping`, `reflect`, `replay`, `capture` and recv's `--analyze` and
  * `--capture` join them once the engine has native streams, the reflector, replay and capture.
  */
-export const COMMANDS: readonly Command[] = [recvCommand, doctorCommand]
+export const COMMANDS: readonly Command[] = [recvCommand, doctorCommand, panelCommand]
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
