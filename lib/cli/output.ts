@@ -36,7 +36,8 @@ export class Output {
   /** The live status line (status mode only; the caller calls it a few times a second). */
   status(text: string): void {
     if (this.mode !== 'status') return
-    const width = Math.max(20, (this.#stdout.columns ?? 100) - 1)
+    // A pseudo-terminal without a window size says 0 columns.
+    const width = Math.max(20, (this.#stdout.columns || 100) - 1)
     // \r and "erase line": the line is rewritten in place.
     this.#stdout.write(`\r\x1b[2K${text.length > width ? text.slice(0, width) : text}`)
     this.#statusShown = true
