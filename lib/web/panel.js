@@ -133,6 +133,8 @@ function addJob(job) {
   })
   card.appendChild(stop)
   card.appendChild(element('table', undefined, 'totals jobs'))
+  const grid = element('div', undefined, 'plots')
+  card.appendChild(grid)
   const jobsArea = /** @type {HTMLElement} */ (document.getElementById('jobs'))
   jobsArea.prepend(card)
   /** @type {(number | null)[][]} */
@@ -142,7 +144,7 @@ function addJob(job) {
     .map((group) => {
       const figure = element('figure', undefined, 'plot')
       figure.dataset.kind = group.kind
-      card.appendChild(figure)
+      grid.appendChild(figure)
       const columns = [/** @type {(number | null)[]} */ (data[0]), ...group.indexes.map((i) => /** @type {(number | null)[]} */ (data[i + 1]))]
       return { plot: timePlot(figure, group.kind, kind.series, group.indexes, columns), indexes: group.indexes }
     })

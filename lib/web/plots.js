@@ -38,9 +38,10 @@ function formatValue(value, unit) {
   }
 }
 
+/** The width of a plot: its container's (a cell of the .plots grid). */
 /** @param {HTMLElement} container */
 function plotWidth(container) {
-  return Math.max(320, Math.min(1100, container.clientWidth || 800))
+  return Math.max(320, Math.min(1100, container.clientWidth || 540))
 }
 
 /**

@@ -1,6 +1,6 @@
 // @ts-check
 // Draws a report from the ReportData embedded in the page (<script id="report-data">): the
-// header, notes, the summary table, a time plot per kind, the histograms, the doctor's findings.
+// header, notes, the summary table, the histograms and a time plot per kind, the doctor's findings.
 
 /** @param {ReportData} report */
 function drawReport(report) {
@@ -25,10 +25,23 @@ function drawReport(report) {
   const { series } = report
   const groups = plotGroups(series.series)
   if (groups.length > 0 || report.histograms.length > 0) main.appendChild(element('h2', 'Plots'))
+  const plots = element('div', undefined, 'plots')
+  main.appendChild(plots)
+  for (const histogram of report.histograms) {
+    const figure = element('figure', undefined, 'plot')
+    figure.dataset.kind = `histogram-${histogram.key}`
+    plots.appendChild(figure)
+    if (histogram.counts.length === 0) {
+      figure.appendChild(element('p', `${histogram.label}: no values`, 'note'))
+    } else {
+      histogramPlot(figure, histogram)
+    }
+    figure.appendChild(element('figcaption', histogram.description))
+  }
   for (const group of groups) {
     const figure = element('figure', undefined, 'plot')
     figure.dataset.kind = group.kind
-    main.appendChild(figure)
+    plots.appendChild(figure)
     timePlot(figure, group.kind, series.series, group.indexes, [series.timeS, ...group.indexes.map((i) => /** @type {(number | null)[]} */ (series.values[i]))])
     const caption = element('figcaption')
     for (const i of group.indexes) {
@@ -36,17 +49,6 @@ function drawReport(report) {
       caption.appendChild(element('span', `${spec.label}: ${spec.description} `))
     }
     figure.appendChild(caption)
-  }
-  for (const histogram of report.histograms) {
-    const figure = element('figure', undefined, 'plot')
-    figure.dataset.kind = `histogram-${histogram.key}`
-    main.appendChild(figure)
-    if (histogram.counts.length === 0) {
-      figure.appendChild(element('p', `${histogram.label}: no values`, 'note'))
-    } else {
-      histogramPlot(figure, histogram)
-    }
-    figure.appendChild(element('figcaption', histogram.description))
   }
 
   main.appendChild(element('h2', 'This machine (udpcom doctor)'))
