@@ -87,6 +87,7 @@ function send(response: ServerResponse, status: number, body: unknown, type = 'a
     'Referrer-Policy': 'no-referrer',
     'Content-Security-Policy': CSP,
     'X-Frame-Options': 'DENY',
+    ...(status === 413 ? { Connection: 'close' } : {}),
   })
   response.end(text)
 }
@@ -100,16 +101,19 @@ function readJson(request: IncomingMessage): Promise<unknown> {
     }
     const chunks: Buffer[] = []
     let size = 0
-    request.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer): void => {
       size += chunk.length
       if (size > MAX_BODY_BYTES) {
+        // Nothing more is kept; the 413 closes the connection (see send), which ends the upload.
+        request.off('data', onData)
         reject(Object.assign(new Error(`the body is larger than ${MAX_BODY_BYTES} bytes`), { status: 413 }))
-        request.destroy()
         return
       }
       chunks.push(chunk)
-    })
+    }
+    request.on('data', onData)
     request.on('end', () => {
+      if (size > MAX_BODY_BYTES) return
       try {
         resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')))
       } catch {
