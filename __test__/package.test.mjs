@@ -62,7 +62,8 @@ test('npm pack ships only the compiled layer, public types and a stripped addon;
       const expected = 'through the tarball 127.0.0.1 true'
       assert.equal(node(['--input-type=commonjs', '-e', `const { UdpCom } = require('udpcom');${roundTrip}`], app), expected)
       assert.equal(node(['--input-type=module', '-e', `import { UdpCom } from 'udpcom';${roundTrip}`], app), expected)
-      // The udpcom command, as npx runs it (package.json bin).
+      // The udpcom command, as npx runs it (package.json bin), and for a utilityProcess (udpcom/cli).
+      assert.equal(node(['-p', "require.resolve('udpcom/cli')"], app), join(app, 'node_modules/udpcom/dist/cli/main.js'))
       const bin = join(app, 'node_modules/.bin/udpcom')
       assert.match(execFileSync(bin, ['--version'], { cwd: app, encoding: 'utf8' }), /^udpcom \d+\.\d+\.\d+\n$/)
       const doctor = spawnSync(bin, ['doctor', '--no-probe', '--json'], { cwd: app, encoding: 'utf8' })

@@ -228,6 +228,8 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
         return formatBitRate(row.value)
       case 's':
         return `${row.value.toFixed(2)} s`
+      case 'bytes':
+        return `${formatCount(row.value)} bytes`
       default:
         return formatCount(row.value)
     }
