@@ -96,6 +96,7 @@ test('OS errors: a port in use, an address not on this machine, a CPU that does 
     holder.close()
   }
   oneLineError(await cli(['recv', '192.0.2.1:0', '--duration', '1s']), /EADDRNOTAVAIL.*fix: bind to an address of this machine \(ip -br addr\)/)
+  oneLineError(await cli(['recv', '0', '--report', '/nonexistent/folder/r.html']), /^udpcom: ENOENT: no such file or directory, access '\/nonexistent\/folder'\. fix: check the path: its folder must exist$/)
   oneLineError(await cli(['recv', '0', '--cpu', '1000', '--duration', '1s']), /sched_setaffinity EINVAL cpu 1000\. fix: use a CPU this process may run on \(nproc: \d+ CPUs/)
 })
 

@@ -52,7 +52,7 @@ function build() {
   for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender']) {
     if (!existsSync(BIN(name))) throw new Error(`missing ${BIN(name)}`)
   }
-  if (!existsSync(`${ROOT}udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
+  if (!existsSync(`${ROOT}native/udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')
 }
 
 const loadavg = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')

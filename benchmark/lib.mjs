@@ -386,7 +386,7 @@ export function environment() {
       return null
     }
   }
-  const addon = `${ROOT}udpcom.linux-x64-gnu.node`
+  const addon = `${ROOT}native/udpcom.linux-x64-gnu.node`
   const governors = new Set(facts.governors.map((g) => g.governor))
   return {
     governor: governors.size > 0 ? [...governors].join(', ') : 'none (no cpufreq)',

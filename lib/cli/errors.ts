@@ -38,8 +38,12 @@ export const RT_PERMISSION_FIX =
   "or raise the RT priority limit: ulimit -r 99 (or '<user> - rtprio 99' in /etc/security/limits.conf); " +
   'or leave out --priority'
 
-/** The part of an engine message before its hint (the engine appends `: <hint>`). */
-function firstClause(message: string): string {
+/**
+ * The part of an engine message before its hint (the engine appends `: <hint>`); Node's own
+ * messages (`ENOENT: no such file or directory, access '/x'`) whole.
+ */
+function firstClause(message: string, code: string): string {
+  if (message.startsWith(`${code}:`)) return message
   // "sched_setscheduler EPERM SCHED_FIFO priority 80: this process may not ..." → before ": ".
   const at = message.indexOf(': ')
   return at === -1 ? message : message.slice(0, at)
@@ -58,7 +62,7 @@ export function explain(error: unknown): Explained | undefined {
   if (typeof error !== 'object' || error === null) return undefined
   const { code, syscall, message } = error as Coded
   if (typeof code !== 'string' || typeof message !== 'string') return undefined
-  const text = firstClause(message)
+  const text = firstClause(message, code)
   switch (`${code} ${typeof syscall === 'string' ? syscall : ''}`.trim()) {
     case 'EPERM sched_setscheduler':
       return { code, message: `real-time scheduling was refused (${text})`, fix: RT_PERMISSION_FIX }
@@ -76,10 +80,10 @@ export function explain(error: unknown): Explained | undefined {
     case 'EPERM mlockall':
       return { code, message: text, fix: 'raise the locked-memory limit (ulimit -l unlimited), grant CAP_IPC_LOCK, or run as root' }
     case 'ENOENT open':
-    case 'ENOENT':
-      return { code, message: text, fix: 'check the path' }
+    case 'ENOENT access':
+      return { code, message: text, fix: 'check the path: its folder must exist' }
     case 'EACCES open':
-    case 'EACCES':
+    case 'EACCES access':
       return { code, message: text, fix: 'check the permissions of the path' }
   }
   if (code === 'ERR_UDPCOM_HWTSTAMP_UNSUPPORTED') return { code, message: text, fix: 'use --timestamping software' }

@@ -7,6 +7,9 @@
 // `--analyze` once the engine analyses streams natively; `--capture` with capture files;
 // `--group/--interface` with multicast membership.
 
+import { accessSync, constants } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+
 import { formatBitRate, formatCount, formatNs, formatPps } from '../format'
 import type { PacketStats } from '../types'
 import { UdpCom } from '../udpcom'
@@ -278,6 +281,8 @@ export const recvCommand: Command = {
     }
     const options = recvOptions(values)
     const { host, port } = parseEndpoint(positionals[0]!, 'recv', '0.0.0.0', true)
+    // A report that cannot be written should fail now, not after the run.
+    if (options.report !== undefined) accessSync(dirname(resolve(options.report)), constants.W_OK)
     return receive(options, host, port, context)
   },
 }

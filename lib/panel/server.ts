@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 
+import { PAGE_STYLES, pageScripts } from '../report/html'
 import * as assets from '../web/assets'
 import { DEFAULT_LIMITS, FormError, JobRegistry, type JobKind } from './jobs'
 import type { PanelLimits, PanelState, PanelUpdate } from './protocol'
@@ -62,16 +63,12 @@ function pageHtml(): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>udpcom panel</title>
-<style>${assets.uplotCss}</style>
-<style>${assets.styleCss}</style>
+${PAGE_STYLES}
 </head>
 <body>
 <header><h1>udpcom panel</h1><p id="connection" class="status">connecting…</p></header>
 <main id="panel"></main>
-<script>${assets.uplotJs}</script>
-<script>${assets.formatJs}</script>
-<script>${assets.plotsJs}</script>
-<script>${assets.panelJs}</script>
+${pageScripts(assets.panelJs)}
 </body>
 </html>
 `

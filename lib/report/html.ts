@@ -18,6 +18,14 @@ export function escapeHtml(text: string): string {
 /** Nothing from the network: inline scripts and styles only, images from data: URLs. */
 export const OFFLINE_CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
 
+/** The stylesheets both pages inline: uPlot's and ours. */
+export const PAGE_STYLES = `<style>${assets.uplotCss}</style>\n<style>${assets.styleCss}</style>`
+
+/** The scripts a page inlines: uPlot, the formatters, the plots, then the page's own script. */
+export function pageScripts(pageJs: string): string {
+  return [assets.uplotJs, assets.formatJs, assets.plotsJs, pageJs].map((js) => `<script>${js}</script>`).join('\n')
+}
+
 /** The HTML page of `data`. */
 export function renderReport(data: ReportData): string {
   return `<!doctype html>
@@ -28,16 +36,12 @@ export function renderReport(data: ReportData): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="udpcom (uPlot ${escapeHtml(assets.uplotVersion)})">
 <title>${escapeHtml(data.title)}</title>
-<style>${assets.uplotCss}</style>
-<style>${assets.styleCss}</style>
+${PAGE_STYLES}
 </head>
 <body>
 <main id="report"></main>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
-<script>${assets.uplotJs}</script>
-<script>${assets.formatJs}</script>
-<script>${assets.plotsJs}</script>
-<script>${assets.reportJs}</script>
+${pageScripts(assets.reportJs)}
 </body>
 </html>
 `
