@@ -44,8 +44,10 @@ test('npm pack ships only the compiled layer, public types and a stripped addon;
     for (const name of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/udpcom.d.ts', 'dist/types.d.ts']) {
       assert.ok(dist.includes(name), `${name} is in the package`)
     }
-    // Compiled JavaScript and the public declarations only: no sources, tests, fixtures, maps.
-    assert.deepEqual(dist.filter((n) => !/\.(js|mjs)$/.test(n) && !/(index|udpcom|types)\.d\.m?ts$/.test(n)), [])
+    // Compiled JavaScript and the public declarations only (the package's, and those of
+    // udpcom/panel with the report model it uses): no sources, tests, fixtures, maps.
+    assert.deepEqual(dist.filter((n) => !/\.(js|mjs)$/.test(n) && !/^dist\/((index|udpcom|types|probe)\.d\.m?ts|(panel|report)\/\w[\w-]*\.d\.ts)$/.test(n)), [])
+    assert.ok(names.includes('dist/cli/main.js') && names.includes('dist/web/assets.js'), 'the udpcom command and its page assets are in the package')
     const addon = files.find((f) => f.path.endsWith('.node'))
     assert.ok(addon.size < 2 * 2 ** 20, `the addon is ${(addon.size / 2 ** 20).toFixed(1)} MB: is it stripped?`)
     assert.ok(size < 1.5 * 2 ** 20 && unpackedSize < 3 * 2 ** 20, `tarball ${size} B, unpacked ${unpackedSize} B`)
@@ -60,11 +62,26 @@ test('npm pack ships only the compiled layer, public types and a stripped addon;
       const expected = 'through the tarball 127.0.0.1 true'
       assert.equal(node(['--input-type=commonjs', '-e', `const { UdpCom } = require('udpcom');${roundTrip}`], app), expected)
       assert.equal(node(['--input-type=module', '-e', `import { UdpCom } from 'udpcom';${roundTrip}`], app), expected)
+      // The udpcom command, as npx runs it (package.json bin), and for a utilityProcess (udpcom/cli).
+      assert.equal(node(['-p', "require.resolve('udpcom/cli')"], app), join(app, 'node_modules/udpcom/dist/cli/main.js'))
+      const bin = join(app, 'node_modules/.bin/udpcom')
+      assert.match(execFileSync(bin, ['--version'], { cwd: app, encoding: 'utf8' }), /^udpcom \d+\.\d+\.\d+\n$/)
+      const doctor = spawnSync(bin, ['doctor', '--no-probe', '--json'], { cwd: app, encoding: 'utf8' })
+      assert.ok([0, 1].includes(doctor.status), doctor.stderr)
+      assert.equal(JSON.parse(doctor.stdout.trim().split('\n').at(-1)).type, 'summary')
 
       // TypeScript: an import in a CommonJS package compiles against the require types, in an ES
       // module package against the import types.
       writeFileSync(join(app, 'check.ts'), `
-        import { UdpCom, type PacketStats, type ReceivedPacket } from 'udpcom'
+        import { UdpCom, probeWakeups, type PacketStats, type ReceivedPacket, type WakeProbe } from 'udpcom'
+        import { startPanel, type Panel, type PanelState } from 'udpcom/panel'
+        export async function panel(): Promise<string> {
+          const started: Panel = await startPanel({ port: 0 })
+          const probe: WakeProbe = await probeWakeups({ durationNs: 0 })
+          const state: PanelState | undefined = undefined
+          void [probe, state]
+          return started.url
+        }
         export async function use(): Promise<void> {
           await using udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 2 })
           udp.initSocket()
@@ -84,7 +101,8 @@ test('npm pack ships only the compiled layer, public types and a stripped addon;
         },
         files: ['check.ts'],
       }))
-      execFileSync(process.execPath, [tsc, '-p', app], { cwd: app, encoding: 'utf8' })
+      const typed = spawnSync(process.execPath, [tsc, '-p', app], { cwd: app, encoding: 'utf8' })
+      assert.equal(typed.status, 0, typed.stdout + typed.stderr)
     }
   } finally {
     rmSync(dir, { recursive: true, force: true })

@@ -377,15 +377,11 @@ const readText = (path) => {
 /**
  * What the figures depend on besides the code: CPU frequency governor, clocksource, CPUs
  * taken away from the scheduler (isolcpus, nohz_full), RT throttling, socket buffer limits,
- * and the commit the addon was built from.
+ * the hypervisor, and the commit the addon was built from. The machine's facts are read by
+ * lib/machine.ts, the module `udpcom doctor` uses.
  */
 export function environment() {
-  const cmdline = readText('/proc/cmdline') ?? ''
-  const bootParam = (name) => new RegExp(`(?:^|\\s)${name}=(\\S+)`).exec(cmdline)?.[1] ?? null
-  const governors = new Set()
-  for (let cpu = 0; cpu < cpus().length; cpu++) {
-    governors.add(readText(`/sys/devices/system/cpu/cpu${cpu}/cpufreq/scaling_governor`) ?? 'none (no cpufreq)')
-  }
+  const facts = require('../dist/machine.js').readMachineFacts()
   const git = (...args) => {
     try {
       return execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
@@ -394,15 +390,17 @@ export function environment() {
     }
   }
   const addon = `${ROOT}native/udpcom.linux-x64-gnu.node`
+  const governors = new Set(facts.governors.map((g) => g.governor))
   return {
-    governor: [...governors].join(', '),
-    clocksource: readText('/sys/devices/system/clocksource/clocksource0/current_clocksource'),
-    isolcpus: readText('/sys/devices/system/cpu/isolated') || bootParam('isolcpus') || 'none',
-    nohzFull: readText('/sys/devices/system/cpu/nohz_full') || bootParam('nohz_full') || 'none',
-    schedRtRuntimeUs: Number(readText('/proc/sys/kernel/sched_rt_runtime_us')),
-    schedRtPeriodUs: Number(readText('/proc/sys/kernel/sched_rt_period_us')),
-    rmemMax: Number(readText('/proc/sys/net/core/rmem_max')),
-    wmemMax: Number(readText('/proc/sys/net/core/wmem_max')),
+    governor: governors.size > 0 ? [...governors].join(', ') : 'none (no cpufreq)',
+    clocksource: facts.clocksource,
+    isolcpus: facts.isolatedCpus.join(',') || 'none',
+    nohzFull: facts.nohzFullCpus.join(',') || 'none',
+    schedRtRuntimeUs: facts.schedRtRuntimeUs,
+    schedRtPeriodUs: facts.schedRtPeriodUs,
+    rmemMax: facts.rmemMaxBytes,
+    wmemMax: facts.wmemMaxBytes,
+    hypervisor: facts.hypervisor ?? 'none',
     commit: git('rev-parse', '--short=12', 'HEAD') ?? 'unknown (not a git checkout)',
     // Tracked files changed since that commit: the build is then not exactly the commit.
     dirty: (git('status', '--porcelain', '--untracked-files=no') ?? '') !== '',

@@ -18,7 +18,7 @@ export function formatTable({ machine, rows, smoke }) {
     (smoke ? ' — SMOKE RUN: the figures mean nothing' : ''))
   lines.push('')
   lines.push(`Built from commit ${env.commit}${env.dirty ? ' with uncommitted changes' : ''}; CPU governor ${env.governor}; ` +
-    `clocksource ${env.clocksource}; isolcpus ${env.isolcpus}, nohz_full ${env.nohzFull}; ` +
+    `clocksource ${env.clocksource}; isolcpus ${env.isolcpus}, nohz_full ${env.nohzFull}; hypervisor ${env.hypervisor ?? '?'}; ` +
     `RT throttling ${env.schedRtRuntimeUs} of every ${env.schedRtPeriodUs} µs; ` +
     `rmem_max ${env.rmemMax?.toLocaleString('en-US')} B, wmem_max ${env.wmemMax?.toLocaleString('en-US')} B. ` +
     `Raw results: \`${machine.rawJson}\`.`)

@@ -24,4 +24,4 @@ function load(): typeof Binding {
   }
 }
 
-export const { NativeUdpCom } = load()
+export const { NativeUdpCom, probeWakeups: nativeProbeWakeups } = load()

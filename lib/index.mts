@@ -3,5 +3,5 @@
 
 import udpcom from './index.js'
 
-export const { UdpCom } = udpcom
+export const { UdpCom, probeWakeups } = udpcom
 export type * from './index.js'

@@ -3,6 +3,7 @@
 
 export { UdpCom } from './udpcom'
 export type { Capture, CaptureTarget } from './capture'
+export { probeWakeups } from './probe'
 export type { Replay } from './replay'
 export type { Stream } from './stream'
 export type {
@@ -11,6 +12,7 @@ export type {
   CaptureOptions,
   CaptureResult,
   CaptureStats,
+  CpuLoss,
   Destination,
   Direction,
   HistogramBucket,
@@ -33,5 +35,8 @@ export type {
   TimestampingStatus,
   TxTimestamp,
   UdpComOptions,
+  WakeLateness,
+  WakeProbe,
+  WakeProbeOptions,
   WorkerError,
 } from './types'

@@ -649,3 +649,72 @@ export interface SocketInfo {
   /** Groups joined, in the order they were joined. */
   memberships: MulticastMembership[]
 }
+
+/** Options of `probeWakeups()`. */
+export interface WakeProbeOptions {
+  /** Length of the timed wake-up phase, ns (0: skip it; at most 60 s); default 1 s. */
+  durationNs?: number
+  /** Time between the deadlines of the timed phase, ns (10 µs..1 s); default 1 ms. */
+  periodNs?: number
+  /**
+   * Longest nap in the last 5 ms before a deadline, ns (0..20 ms; 0: one sleep per deadline);
+   * default 150 µs, the sender's `napNs` default, so the probe wakes up as udpcom's sender does.
+   */
+  napNs?: number
+  /**
+   * Length of the CPU-loss phase, ns (0: skip it; at most 2 s, 900 ms with a priority, below
+   * the kernel's RT throttling); default 500 ms.
+   */
+  spinNs?: number
+  /** CPU the probe thread is pinned to; unset: not pinned. */
+  cpu?: number
+  /** SCHED_FIFO priority 1..99 of the probe thread; unset or 0: normal scheduling. */
+  priority?: number
+}
+
+/** How late timed wake-ups were: wake-up time − deadline, CLOCK_MONOTONIC ns. */
+export interface WakeLateness {
+  /** Deadlines waited for. */
+  count: number
+  /** Sleep system calls taken, naps included. */
+  sleeps: number
+  /** Median lateness, ns. */
+  p50Ns: number
+  /** 99th percentile lateness, ns. */
+  p99Ns: number
+  /** 99.9th percentile lateness, ns. */
+  p999Ns: number
+  /** Largest lateness, ns. */
+  maxNs: number
+  /** Wake-ups more than 1 ms late. */
+  over1ms: number
+}
+
+/**
+ * How often and for how long a thread that never blocked lost the CPU (interrupts, threads of
+ * higher priority, a virtual machine's host): gaps of more than 5 µs between two clock reads.
+ */
+export interface CpuLoss {
+  /** How long the thread spun, ns. */
+  spinNs: number
+  /** Gaps seen. */
+  gaps: number
+  /** Median gap length, ns (0 without gaps). */
+  gapP50Ns: number
+  /** 99th percentile gap length, ns. */
+  gapP99Ns: number
+  /** Longest gap, ns. */
+  gapMaxNs: number
+  /** Sum of the gaps: CPU time lost, ns. */
+  lostNs: number
+  /** Median time from the start of one gap to the start of the next, ns (0 with fewer than two gaps). */
+  intervalP50Ns: number
+}
+
+/** What `probeWakeups()` measured; a phase whose length was 0 is absent. */
+export interface WakeProbe {
+  /** The timed wake-up phase. */
+  wakeups?: WakeLateness
+  /** The CPU-loss phase. */
+  cpuLoss?: CpuLoss
+}

@@ -29,6 +29,7 @@ mod fast_path;
 mod instance;
 mod napi_raw;
 mod notify;
+pub mod probe;
 mod receive;
 mod replay;
 mod send;

@@ -174,3 +174,15 @@ async function labNetworks(): Promise<void> {
   udp.addSourceSpecificMembership('10.0.0.1')
 }
 void labNetworks
+// probeWakeups: the wake-up probe.
+import { probeWakeups, type WakeProbe, type WakeProbeOptions } from 'udpcom'
+async function probe(): Promise<number> {
+  const options: WakeProbeOptions = { durationNs: 1e9, periodNs: 1e6, napNs: 150_000, spinNs: 5e8, cpu: 1, priority: 80 }
+  const result: WakeProbe = await probeWakeups(options)
+  // @ts-expect-error: a phase may be skipped, so its result may be absent
+  const p99: number = result.wakeups.p99Ns
+  // @ts-expect-error: durations are ns numbers, not strings
+  void probeWakeups({ durationNs: '1s' })
+  return (result.cpuLoss?.gapP99Ns ?? 0) + p99
+}
+void probe

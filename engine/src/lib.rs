@@ -35,6 +35,9 @@
 //! batches), `sys::cmsg` (control messages, decoded and encoded), `sys::sockopt`,
 //! `sys::sched`, `sys::ethtool`. `sys` holds all of the crate's `unsafe` but the ring's memory.
 //!
+//! [`probe_wakeups`] (module `probe`, over `clock` and `rt`) measures what the machine does to
+//! a timed thread: how late its wake-ups are and how often it loses the CPU while it runs.
+//!
 //! Three public modules are pure and usable on their own: [`header`] (the udpcom test header and
 //! the iperf 2 UDP header, on byte buffers), [`analysis`] (per-stream loss, reordering,
 //! jitter, delay variation and latency of received test streams) and [`pcap`] (a streaming
@@ -81,6 +84,7 @@ pub mod header;
 mod memlock;
 mod network;
 pub mod pcap;
+mod probe;
 mod receiver;
 mod reflect;
 mod replay;
@@ -102,6 +106,7 @@ pub use config::{format_number, integer, Config, Direction, LockMemory, Options,
 pub use engine::{CaptureCloser, Received, State, UdpEngine};
 pub use error::{code, Error, ErrorClass, OsError, Result};
 pub use network::{InterfaceRef, Membership, NetworkOptions, SocketInfo};
+pub use probe::{probe_wakeups, CpuLoss, WakeLateness, WakeProbe, WakeProbeOptions};
 pub use receiver::{RecvMeta, StampSource};
 pub use replay::{ReplayDestination, ReplayInput, ReplaySkips, ReplaySpec, ReplayStats};
 pub use rt::{RunBudget, ThreadSetup};
