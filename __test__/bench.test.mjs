@@ -31,7 +31,7 @@ test('npm run bench works: the smoke run prints one table with every section, an
     const tableLines = stdout.split('\n').filter((line) => line.startsWith('| '))
     assert.match(tableLines[0], /\| # \| Measurement \| udpcom \| node:dgram \|/)
     const sections = new Set(tableLines.slice(1).map((line) => line.split(' | ')[0].slice(2)))
-    assert.deepEqual([...sections].sort(), ['1', '2', '3', '4', '5', '6', '7', '8', '9'])
+    assert.deepEqual([...sections].sort((a, b) => a - b), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'])
     assert.match(stdout, /Built from commit \S+.*clocksource .*RT throttling .*rmem_max/)
     assert.match(stdout, /Steal time .* during each section: 1: /)
     const results = JSON.parse(readFileSync(json, 'utf8'))
@@ -92,9 +92,12 @@ test('npm run bench works: the smoke run prints one table with every section, an
     assert.ok(streams.fast.received > 0, `fast stream: ${JSON.stringify(streams.fast)}`)
     assert.ok(streams.cost.udpcomNs > 0 && streams.cost.interleavedNs > 0, JSON.stringify(streams.cost))
     assert.ok(streams.idle.sent > 0, JSON.stringify(streams.idle))
-    // 8. Both streams across the veth were stamped (as root; the row says why otherwise).
+    // 9. Both streams across the veth were stamped (as root; the row says why otherwise).
     if (raw.multicast.skipped) t.diagnostic(`multicast across a veth not measured: ${raw.multicast.skipped}`)
     else for (const [destination, runs] of Object.entries(raw.multicast.runs)) moved(runs, 'sent', `multicast section, ${destination}`)
+    // 10. Every replayer's datagrams reached the independent capture.
+    if (raw.replay.skipped) t.diagnostic(`replay fidelity not measured: ${raw.replay.skipped}`)
+    else for (const [replayer, runs] of Object.entries(raw.replay.runs)) moved(runs, 'pairs', `replay section, ${replayer}`)
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

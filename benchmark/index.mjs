@@ -31,6 +31,7 @@ const SECTIONS = [
   ['7', 'idle-cpu'],
   ['8', 'streams'],
   ['9', 'multicast'],
+  ['10', 'replay'],
 ]
 
 const { values: opts } = parseArgs({
@@ -51,7 +52,7 @@ const jsonPath = opts.json ?? `${ROOT}.tmp/bench/${started.toISOString().replace
 function build() {
   // The instruments and the native ceiling are Rust examples of the engine crate.
   execFileSync('cargo', ['build', '--release', '--examples', '-p', 'udpcom-engine'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] })
-  for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender', 'analysis_cost']) {
+  for (const name of ['stamp_receiver', 'udp_load', 'native_bench', 'timed_sender', 'analysis_cost', 'pcap_synth', 'replay_native']) {
     if (!existsSync(BIN(name))) throw new Error(`missing ${BIN(name)}`)
   }
   if (!existsSync(`${ROOT}native/udpcom.linux-x64-gnu.node`)) throw new Error('missing addon: run npm run build first')

@@ -558,3 +558,31 @@ export class NoiseMonitor {
     clearInterval(this.timer)
   }
 }
+
+/**
+ * Two network namespaces joined by a veth pair (`veth0` on both sides, up, with `sender` and
+ * `receiver` /24 addresses); returns their names and a function that removes them. As root.
+ */
+export function vethNamespaces(tag, sender, receiver) {
+  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const id = `${process.pid % 100_000}${Math.floor(Math.random() * 1000)}`
+  const ns = { send: `udpcom-${tag}-tx-${id}`, receive: `udpcom-${tag}-rx-${id}` }
+  const remove = () => {
+    for (const name of Object.values(ns)) spawnSync('ip', ['netns', 'del', name])
+  }
+  try {
+    for (const name of Object.values(ns)) {
+      ip('netns', 'add', name)
+      ip('-n', name, 'link', 'set', 'lo', 'up')
+    }
+    ip('link', 'add', 'veth0', 'netns', ns.send, 'type', 'veth', 'peer', 'name', 'veth0', 'netns', ns.receive)
+    for (const [name, address] of [[ns.send, sender], [ns.receive, receiver]]) {
+      ip('-n', name, 'addr', 'add', `${address}/24`, 'dev', 'veth0')
+      ip('-n', name, 'link', 'set', 'veth0', 'up')
+    }
+  } catch (error) {
+    remove()
+    throw error
+  }
+  return { ns, remove }
+}

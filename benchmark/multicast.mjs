@@ -1,4 +1,4 @@
-// 8. Timed sending to a multicast group across a veth pair, against the same stream to a unicast
+// 9. Timed sending to a multicast group across a veth pair, against the same stream to a unicast
 // peer across the same veth: a group costs the sender nothing in lateness.
 //
 // Two network namespaces joined by a veth pair (created for the section, deleted after). In
@@ -13,40 +13,13 @@
 // shows medians of the percentiles and the range of p99.
 //
 // Needs root (network namespaces, SCHED_FIFO); the row says so otherwise.
-import { execFileSync, spawnSync } from 'node:child_process'
 
-import { BIN, CPU, Child, attempt, failedRuns, failureNote, fmtCount, fmtNs, fmtPercentiles, fmtRatio, goodRuns, nodeRole, ratio, settle, summarize, verdict } from './lib.mjs'
+import { BIN, CPU, Child, attempt, failedRuns, failureNote, fmtCount, fmtNs, fmtPercentiles, fmtRatio, goodRuns, nodeRole, ratio, settle, summarize, verdict, vethNamespaces } from './lib.mjs'
 import { withinNoise } from './timed-send.mjs'
 
 const RATE = 10_000
 const GROUP = '239.203.0.1'
 const [SENDER, RECEIVER] = ['10.203.0.1', '10.203.0.2']
-
-const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
-
-/** Two namespaces and the veth between them; returns their names and a function that removes them. */
-function link() {
-  const id = `${process.pid % 100_000}${Math.floor(Math.random() * 1000)}`
-  const ns = { send: `udpcom-bench-tx-${id}`, receive: `udpcom-bench-rx-${id}` }
-  const remove = () => {
-    for (const name of Object.values(ns)) spawnSync('ip', ['netns', 'del', name])
-  }
-  try {
-    for (const name of Object.values(ns)) {
-      ip('netns', 'add', name)
-      ip('-n', name, 'link', 'set', 'lo', 'up')
-    }
-    ip('link', 'add', 'veth0', 'netns', ns.send, 'type', 'veth', 'peer', 'name', 'veth0', 'netns', ns.receive)
-    for (const [name, address] of [[ns.send, SENDER], [ns.receive, RECEIVER]]) {
-      ip('-n', name, 'addr', 'add', `${address}/24`, 'dev', 'veth0')
-      ip('-n', name, 'link', 'set', 'veth0', 'up')
-    }
-  } catch (error) {
-    remove()
-    throw error
-  }
-  return { ns, remove }
-}
 
 /** One run: the stream to `address` (the group or the peer), stamped by a fresh receiver. */
 async function measure(ns, address, seconds) {
@@ -77,7 +50,7 @@ export async function run({ smoke }) {
   const seconds = smoke ? 0.3 : 5
   const repeats = smoke ? 1 : 3
   const runs = { multicast: [], unicast: [] }
-  const { ns, remove } = link()
+  const { ns, remove } = vethNamespaces('bench', SENDER, RECEIVER)
   try {
     for (let r = 0; r < repeats; r++) {
       runs.multicast.push(await attempt(`multicast repeat ${r + 1}`, () => measure(ns, GROUP, seconds)))

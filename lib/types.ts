@@ -564,7 +564,7 @@ export interface CaptureOptions {
   snaplen?: number
   /** Also the datagrams this instance sends (default false). */
   sent?: boolean
-  /** 'raw' (default): frames start with the IP header; 'ethernet': behind an Ethernet header with zero MAC addresses. */
+  /** 'raw' (default): frames start with the IP header; 'ethernet': behind an Ethernet header with the locally administered MAC addresses 02:00:00:00:00:01 (source) and :02 (destination). */
   link?: 'raw' | 'ethernet'
 }
 
