@@ -46,7 +46,7 @@ test('npm pack ships only the compiled layer, public types and a stripped addon;
     }
     // Compiled JavaScript and the public declarations only (the package's, and those of
     // udpcom/panel with the report model it uses): no sources, tests, fixtures, maps.
-    assert.deepEqual(dist.filter((n) => !/\.(js|mjs)$/.test(n) && !/^dist\/((index|udpcom|types|probe)\.d\.m?ts|(panel|report)\/\w[\w-]*\.d\.ts)$/.test(n)), [])
+    assert.deepEqual(dist.filter((n) => !/\.(js|mjs)$/.test(n) && !/^dist\/((index|udpcom|types|probe|stream|replay|capture)\.d\.m?ts|(panel|report)\/\w[\w-]*\.d\.ts)$/.test(n)), [])
     assert.ok(names.includes('dist/cli/main.js') && names.includes('dist/web/assets.js'), 'the udpcom command and its page assets are in the package')
     const addon = files.find((f) => f.path.endsWith('.node'))
     assert.ok(addon.size < 2 * 2 ** 20, `the addon is ${(addon.size / 2 ** 20).toFixed(1)} MB: is it stripped?`)

@@ -186,3 +186,35 @@ async function probe(): Promise<number> {
   return (result.cpuLoss?.gapP99Ns ?? 0) + p99
 }
 void probe
+
+// Replay and capture (issue #12).
+import type { Capture, CaptureOptions, CaptureResult, CaptureStats, Replay, ReplayOptions, ReplaySkipped, ReplayStats } from 'udpcom'
+import { createWriteStream } from 'node:fs'
+async function replayAndCapture(udp: UdpCom): Promise<void> {
+  const options: ReplayOptions = { speed: 2, startNs: process.hrtime.bigint(), loop: 3, filter: { port: 5005, address: '10.0.0.1' }, destination: 'original' }
+  const replay: Replay = udp.replay('trace.pcapng', options)
+  udp.replay(new Uint8Array(24), { destination: { address: '127.0.0.1', port: 9 } })
+  const stats: ReplayStats = await replay.done
+  const skipped: ReplaySkipped = stats.skipped
+  const figures: number[] = [stats.sent, stats.late, stats.p99LatenessNs, skipped.total, skipped.notUdp, skipped.filtered]
+  const state: 'running' | 'completed' | 'stopped' | 'instanceStopped' = replay.stats().state
+  replay.stop()
+  const captureOptions: CaptureOptions = { format: 'pcap', snaplen: 128, sent: true, link: 'ethernet' }
+  const toFile: Capture = udp.capture('out.pcapng', captureOptions)
+  const toStream: Capture = udp.capture(createWriteStream('out.pcap'))
+  const toMemory: Capture = udp.capture()
+  const now: CaptureStats = toFile.stats()
+  const result: CaptureResult = await toMemory.close()
+  const bytes: Buffer | undefined = result.buffer
+  await toStream.close()
+  void [figures, state, now.written, now.dropped, now.closed, bytes]
+  // @ts-expect-error: speed is a number
+  udp.replay('trace.pcap', { speed: '2x' })
+  // @ts-expect-error: a destination is 'connected', 'original' or an address
+  udp.replay('trace.pcap', { destination: 'elsewhere' })
+  // @ts-expect-error: the format is pcap or pcapng
+  udp.capture('out.pcap', { format: 'json' })
+  // @ts-expect-error: a capture target is a path, a stream or nothing
+  udp.capture(42)
+}
+void replayAndCapture
