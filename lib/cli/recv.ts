@@ -113,7 +113,9 @@ async function receive(options: RecvOptions, host: string, port: number, context
     `udpcom recv: listening on ${where}${options.count ? `, for ${formatCount(options.count)} datagrams` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''} (Ctrl-C ends)`,
   )
 
+  let recorded: ReceiveSample | undefined
   const record = (sample: ReceiveSample): void => {
+    recorded = sample
     recorder.add(sample.timeS, { ...sample })
     output.interval({ ...sample }, intervalText(sample))
   }
@@ -132,9 +134,12 @@ async function receive(options: RecvOptions, host: string, port: number, context
   clearInterval(statusTimer)
   clearInterval(intervalTimer)
   clearTimeout(durationTimer)
-  // The last, partial interval (unless it is very short: its rate would mean little).
+  // The last, partial interval: always when datagrams arrived or were dropped in it (the last
+  // interval's totals are the run's), else only when it is not very short (a rate over a few
+  // milliseconds would mean little).
   const tail = meter.sample()
-  if (tail.intervalNs >= 50e6 || recorder.toTimeSeries().timeS.length === 0) record(tail)
+  const changed = recorded === undefined || tail.received !== recorded.received || tail.droppedTotal !== recorded.droppedTotal
+  if (changed || tail.intervalNs >= 50e6) record(tail)
   udp.stop()
   const stats = udp.getPacketStats()
   udp.closeSocket()
