@@ -13,20 +13,24 @@ import { doctorCommand } from './doctor'
 import { explain, UsageError } from './errors'
 import { Output, type Stream } from './output'
 import { panelCommand } from './panel'
+import { pingCommand } from './ping'
 import { recvCommand } from './recv'
+import { reflectCommand } from './reflect'
+import { sendCommand } from './send'
 
 /**
- * The commands. `send`, `ping`, `reflect`, `replay`, `capture` and recv's `--analyze` and
- * `--capture` join them once the engine has native streams, the reflector, replay and capture.
+ * The commands: a native test stream (send) and its receiver (recv, which also analyses streams,
+ * joins multicast groups and captures), round trips (ping through reflect), the machine check
+ * (doctor) and the live panel.
  */
-export const COMMANDS: readonly Command[] = [recvCommand, doctorCommand, panelCommand]
+export const COMMANDS: readonly Command[] = [sendCommand, recvCommand, pingCommand, reflectCommand, doctorCommand, panelCommand]
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
   return [
     'usage: udpcom <command> [options]',
     '',
-    wrap('Deterministic UDP on Linux: receive and measure, check what decides timing on this machine, watch it live in a browser.', 90),
+    wrap('Deterministic UDP on Linux: send timed test streams, receive and analyse them, measure round trips, check what decides timing on this machine, watch it live in a browser.', 90),
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
