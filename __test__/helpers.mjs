@@ -1,8 +1,9 @@
 // Shared helpers for the node --test suite. Every socket uses port 0 (or the port the kernel
 // gave its peer), and every wait has a timeout, so tests neither collide nor hang.
+import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -179,4 +180,50 @@ export async function runAsNobody(script) {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Two hosts on this machine (root): network namespaces `a` and `b` joined by a veth pair,
+ * addresses `${subnet}.1` and `${subnet}.2`/24, both links up, names unique per call.
+ * `remove()` deletes both namespaces (and so the pair).
+ */
+export function vethPair(tag, subnet) {
+  const id = `${process.pid % 100_000}${Math.floor(Math.random() * 1000)}`
+  const pair = {
+    a: { ns: `udpcom-${tag}a-${id}`, veth: `${tag}a${id}`.slice(0, 15), address: `${subnet}.1` },
+    b: { ns: `udpcom-${tag}b-${id}`, veth: `${tag}b${id}`.slice(0, 15), address: `${subnet}.2` },
+    remove() {
+      for (const side of [pair.a, pair.b]) spawnSync('ip', ['netns', 'del', side.ns])
+    },
+  }
+  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  try {
+    ip('netns', 'add', pair.a.ns)
+    ip('netns', 'add', pair.b.ns)
+    ip('link', 'add', pair.a.veth, 'netns', pair.a.ns, 'type', 'veth', 'peer', 'name', pair.b.veth, 'netns', pair.b.ns)
+    for (const side of [pair.a, pair.b]) {
+      ip('-n', side.ns, 'addr', 'add', `${side.address}/24`, 'dev', side.veth)
+      ip('-n', side.ns, 'link', 'set', side.veth, 'up')
+    }
+  } catch (error) {
+    pair.remove()
+    throw error
+  }
+  return pair
+}
+
+/** The udpcom command (dist/cli/main.js), run as a user runs it. */
+export const CLI_MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+export const runCli = (args, options) => runNode([CLI_MAIN, ...args], options)
+export const startCli = (args, options) => startNode([CLI_MAIN, ...args], options)
+/** The JSON objects of a command's --json output, one per line. */
+export const jsonLines = (stdout) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
+
+/** Asserts a failed run printed exactly one line on stderr, matching `pattern`, and no stack. */
+export function oneLineError(run, pattern, code = 2) {
+  assert.equal(run.code, code, run.stderr)
+  const lines = run.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `one line: ${run.stderr}`)
+  assert.match(lines[0], pattern)
+  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
 }
