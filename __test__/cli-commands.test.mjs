@@ -14,7 +14,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-import { CLI_MAIN, isRoot, jsonLines, oneLineError, runCli, startCli, startNode, until, vethPair } from './helpers.mjs'
+import { CLI_MAIN, freePort, isRoot, jsonLines, oneLineError, runCli, startCli, startNode, until, vethPair } from './helpers.mjs'
 import { browserMissing, checkReportInBrowser } from './browser.mjs'
 
 const missing = (command, args) => (spawnSync(command, args).error ? `needs ${command} (Debian package ${command}; .ci/run installs it)` : undefined)
@@ -34,15 +34,6 @@ function summaryOf(run, code = 0) {
   const summary = jsonLines(run.stdout).find((line) => line.type === 'summary')
   assert.equal(summary.exitCode, code)
   return summary
-}
-
-/** A port nobody listens on (bound, then closed). */
-async function freePort() {
-  const socket = dgram.createSocket('udp4')
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise((resolve) => socket.close(resolve))
-  return port
 }
 
 const tempDir = () => mkdtempSync(join(tmpdir(), 'udpcom-cli-commands-'))

@@ -227,3 +227,13 @@ export function oneLineError(run, pattern, code = 2) {
   assert.match(lines[0], pattern)
   assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
 }
+
+/** A UDP port nobody listens on (bound, then closed). */
+export async function freePort() {
+  const { default: dgram } = await import('node:dgram')
+  const socket = dgram.createSocket('udp4')
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise((resolve) => socket.close(resolve))
+  return port
+}

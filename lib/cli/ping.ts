@@ -13,12 +13,9 @@ import { SeriesRecorder } from '../report'
 import type { SeriesSpec, SummaryRow } from '../report/model'
 import { ANALYSIS_SERIES, AnalysisMeter, analysisTotals, SEND_SERIES, SendMeter, type AnalysisSample, type SendSample } from '../report/stream-meter'
 import type { StreamSendStats } from '../types'
-import { UdpCom } from '../udpcom'
 import { stringValue, type Command, type Context } from './command'
-import { formatEndpoint, parseEndpoint } from './endpoint'
-import { UsageError } from './errors'
-import { runUntil, schedulingOptions } from './run'
-import { anyAddress, latenessHistogram, sendIntervalText, sendProblems, sendRecord, sendRows, STREAM_RUN_OPTIONS, streamOptions, streamRunOptions, type StreamRunOptions } from './send'
+import { runUntil } from './run'
+import { latenessHistogram, sendIntervalText, sendProblems, sendRecord, sendRows, startSending, STREAM_RUN_OPTIONS, streamDestination, streamRunOptions, type StreamRunOptions } from './send'
 import { checkReportPath, endedText, printSummary, writeRunReport } from './summary'
 import { parseDuration } from './units'
 
@@ -62,23 +59,7 @@ function pingText(sample: PingSample): string {
 
 async function ping(options: PingOptions, host: string, port: number, context: Context): Promise<number> {
   const { output, signal } = context
-  const udp = new UdpCom(anyAddress(host), 0, host, port, { direction: 2, analyze: 'udpcom', deliver: false, ...schedulingOptions(options) })
-  let stream
-  try {
-    udp.initSocket()
-    udp.start()
-    stream = udp.startStream(streamOptions(options, 'udpcom'))
-  } catch (error) {
-    udp.closeSocket()
-    throw error
-  }
-  const where = formatEndpoint({ host, port })
-  const startedAt = new Date()
-  output.event(
-    'sending',
-    { address: host, port, localPort: udp.localPort, streamId: stream.id, ratePps: options.ratePps, count: options.count ?? null, durationNs: options.durationNs ?? null, size: options.size },
-    `udpcom ping: to ${where} from port ${udp.localPort}, ${formatPps(options.ratePps)}, ${options.size} bytes${options.count ? `, ${formatCount(options.count)} packets` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''}${options.count || options.durationNs ? '' : ' (Ctrl-C ends)'}`,
-  )
+  const { udp, stream, where, startedAt } = startSending(context, 'ping', host, port, { direction: 2, analyze: 'udpcom', deliver: false }, options, 'udpcom')
   const sendMeter = new SendMeter(() => stream.stats())
   const analysisMeter = new AnalysisMeter(() => udp.getStreamStats())
   const recorder = new SeriesRecorder(PING_SERIES, options.intervalNs)
@@ -209,11 +190,7 @@ export const pingCommand: Command = {
   },
   examples: ['udpcom ping 127.0.0.1:5000 --rate 1k --count 10k', 'udpcom ping 192.0.2.10:5000 --rate 10k --duration 10s --priority 80 --cpu 1 --report ping.html'],
   async run(values, positionals, context) {
-    if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'give the reflector: udpcom ping HOST:PORT --rate 1k' : `unexpected argument '${positionals[1]}'`, 'ping')
-    }
-    const { host, port } = parseEndpoint(positionals[0]!, 'ping', '127.0.0.1', false)
-    if (!positionals[0]!.includes(':')) throw new UsageError('give the host too: udpcom ping HOST:PORT (127.0.0.1:5000)', 'ping')
+    const { host, port } = streamDestination(positionals, 'ping')
     const wait = stringValue(values, 'wait')
     const options: PingOptions = { ...streamRunOptions(values, 'ping'), waitNs: wait === undefined ? 1e9 : parseDuration(wait, '--wait') }
     checkReportPath(options.report)

@@ -18,13 +18,11 @@ import { fromBuckets, SeriesRecorder } from '../report'
 import type { SummaryRow } from '../report/model'
 import { RECEIVE_SERIES, ReceiveMeter, type ReceiveSample } from '../report/receive-meter'
 import { ANALYSIS_SERIES, AnalysisMeter, analysisTotals, type AnalysisSample, type AnalysisTotals } from '../report/stream-meter'
-import { stringValue, type Command, type Context, type Values } from './command'
+import { onePositional, stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
 import { UsageError } from './errors'
-import { parseRunLimits, parseScheduling, runUntil, schedulingOptions, type RunLimits, type Scheduling } from './run'
+import { parseRunLimits, parseScheduling, RUN_LIMIT_OPTIONS, runUntil, SCHEDULING_OPTIONS, schedulingOptions, type RunLimits, type Scheduling } from './run'
 import { checkReportPath, endedText, printSummary, writeRunReport } from './summary'
-
-export { STATUS_EVERY_MS } from './run'
 
 interface RecvOptions extends RunLimits, Scheduling {
   report: string | undefined
@@ -327,12 +325,9 @@ export const recvCommand: Command = {
     '--count datagrams, after --duration, or on Ctrl-C, with a summary. Exits with 1 when datagrams were dropped or lost, ' +
     'fewer than --count arrived, or none did.',
   options: {
-    count: { type: 'string', short: 'n', value: 'N', help: 'stop after N datagrams (10k, 1M)' },
-    duration: { type: 'string', short: 't', value: '10s', help: 'stop after this long (500ms, 10s, 2m; a bare number is seconds)' },
-    interval: { type: 'string', short: 'i', value: '1s', help: 'interval of the plain lines, JSON intervals and report samples (default 1s)' },
+    ...RUN_LIMIT_OPTIONS,
     report: { type: 'string', value: 'FILE', help: 'write an HTML report with plots to FILE' },
-    cpu: { type: 'string', value: 'N', help: 'pin the receive thread to CPU N' },
-    priority: { type: 'string', value: 'N', help: 'SCHED_FIFO priority 1..99 for the receive thread' },
+    ...SCHEDULING_OPTIONS,
     timestamping: { type: 'string', value: 'MODE', help: 'software (kernel receive stamps, the default) or none' },
     analyze: { type: 'string', short: 'a', value: 'HEADER', help: 'analyse the streams: udpcom (udpcom send) or iperf2 (iperf -c -u, udpcom send --header iperf2)' },
     group: { type: 'string', short: 'g', value: 'GROUP', help: 'join this multicast group (IPv4 or IPv6)' },
@@ -347,11 +342,9 @@ export const recvCommand: Command = {
     'udpcom recv [::]:5000 --json',
   ],
   async run(values, positionals, context) {
-    if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'give the port to listen on: udpcom recv [HOST:]PORT' : `unexpected argument '${positionals[1]}'`, 'recv')
-    }
+    const endpoint = onePositional(positionals, 'recv', 'give the port to listen on: udpcom recv [HOST:]PORT')
     const options = recvOptions(values)
-    const { host, port } = parseEndpoint(positionals[0]!, 'recv', '0.0.0.0', true)
+    const { host, port } = parseEndpoint(endpoint, 'recv', '0.0.0.0', true)
     checkReportPath(options.report)
     checkReportPath(options.capture)
     return receive(options, host, port, context)

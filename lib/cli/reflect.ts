@@ -8,10 +8,9 @@ import { formatCount, formatNs, formatPps } from '../format'
 import type { SummaryRow } from '../report/model'
 import type { PacketStats } from '../types'
 import { UdpCom } from '../udpcom'
-import type { Command, Context } from './command'
+import { onePositional, type Command, type Context } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
-import { UsageError } from './errors'
-import { parseRunLimits, parseScheduling, runUntil, schedulingOptions, type RunLimits, type Scheduling } from './run'
+import { parseRunLimits, parseScheduling, RUN_LIMIT_OPTIONS, runUntil, SCHEDULING_OPTIONS, schedulingOptions, type RunLimits, type Scheduling } from './run'
 import { endedText, printSummary } from './summary'
 
 /** How often a --count is checked, ms: the reflector may reflect a few more in that time (counted). */
@@ -125,19 +124,14 @@ export const reflectCommand: Command = {
     'datagrams (checked every 20 ms: a few more may be reflected, and are counted), after --duration, or on Ctrl-C. Exits ' +
     'with 1 when a reply could not be sent, fewer than --count datagrams arrived, or none did.',
   options: {
-    count: { type: 'string', short: 'n', value: 'N', help: 'stop after N datagrams (10k, 1M)' },
-    duration: { type: 'string', short: 't', value: '10s', help: 'stop after this long (500ms, 10s, 2m; a bare number is seconds)' },
-    interval: { type: 'string', short: 'i', value: '1s', help: 'interval of the plain lines and JSON intervals (default 1s)' },
-    cpu: { type: 'string', value: 'N', help: 'pin the worker threads to CPU N' },
-    priority: { type: 'string', value: 'N', help: 'SCHED_FIFO priority 1..99 for the worker threads' },
+    ...RUN_LIMIT_OPTIONS,
+    ...SCHEDULING_OPTIONS,
   },
   examples: ['udpcom reflect 5000', 'udpcom reflect 192.0.2.10:5000 --priority 80 --cpu 1', 'udpcom reflect [::]:5000 --duration 1m --json'],
   async run(values, positionals, context) {
-    if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'give the port to reflect on: udpcom reflect [HOST:]PORT' : `unexpected argument '${positionals[1]}'`, 'reflect')
-    }
+    const endpoint = onePositional(positionals, 'reflect', 'give the port to reflect on: udpcom reflect [HOST:]PORT')
     const options: ReflectOptions = { ...parseRunLimits(values, 'reflect'), ...parseScheduling(values) }
-    const { host, port } = parseEndpoint(positionals[0]!, 'reflect', '0.0.0.0', true)
+    const { host, port } = parseEndpoint(endpoint, 'reflect', '0.0.0.0', true)
     return reflect(options, host, port, context)
   },
 }

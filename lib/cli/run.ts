@@ -3,7 +3,7 @@
 // --duration is over, or Ctrl-C.
 
 import type { UdpComOptions } from '../types'
-import { stringValue, type Context, type Values } from './command'
+import { stringValue, type Context, type OptionSpec, type Values } from './command'
 import { UsageError } from './errors'
 import { parseCount, parseDuration, parseInteger } from './units'
 
@@ -88,4 +88,15 @@ export function schedulingOptions(options: Scheduling): UdpComOptions {
     ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
     ...(options.priority === undefined ? {} : { priority: options.priority }),
   }
+}
+
+/** The options of RunLimits and Scheduling, for a command's option table. */
+export const RUN_LIMIT_OPTIONS: Record<string, OptionSpec> = {
+  count: { type: 'string', short: 'n', value: 'N', help: 'stop after N packets (10k, 1M)' },
+  duration: { type: 'string', short: 't', value: '10s', help: 'stop after this long (500ms, 10s, 2m; a bare number is seconds)' },
+  interval: { type: 'string', short: 'i', value: '1s', help: 'interval of the plain lines, JSON intervals and report samples (default 1s)' },
+}
+export const SCHEDULING_OPTIONS: Record<string, OptionSpec> = {
+  cpu: { type: 'string', value: 'N', help: 'pin the worker threads to CPU N' },
+  priority: { type: 'string', value: 'N', help: 'SCHED_FIFO priority 1..99 for the worker threads' },
 }

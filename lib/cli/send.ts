@@ -15,12 +15,13 @@ import { formatBitRate, formatCount, formatNs, formatPps } from '../format'
 import { fromBuckets, SeriesRecorder } from '../report'
 import type { Histogram, SummaryRow } from '../report/model'
 import { SEND_SERIES, SendMeter, type SendSample } from '../report/stream-meter'
-import type { PacketStats, StreamOptions, StreamSendStats } from '../types'
+import type { Stream } from '../stream'
+import type { PacketStats, StreamOptions, StreamSendStats, UdpComOptions } from '../types'
 import { UdpCom } from '../udpcom'
-import { stringValue, type Command, type Context, type OptionSpec, type Values } from './command'
+import { onePositional, stringValue, type Command, type Context, type OptionSpec, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
 import { UsageError } from './errors'
-import { parseRunLimits, parseScheduling, runUntil, schedulingOptions, type RunLimits, type Scheduling } from './run'
+import { parseRunLimits, parseScheduling, RUN_LIMIT_OPTIONS, runUntil, SCHEDULING_OPTIONS, schedulingOptions, type RunLimits, type Scheduling } from './run'
 import { checkReportPath, endedText, printSummary, writeRunReport } from './summary'
 import { parseBytes, parseCount, parseInteger, parseRate } from './units'
 
@@ -35,14 +36,49 @@ export interface StreamRunOptions extends RunLimits, Scheduling {
 /** The options `send` and `ping` share. */
 export const STREAM_RUN_OPTIONS: Record<string, OptionSpec> = {
   rate: { type: 'string', short: 'r', value: '10k', help: 'packets per second (500, 10k, 1M; required)' },
-  count: { type: 'string', short: 'n', value: 'N', help: 'send N packets (10k, 1M)' },
-  duration: { type: 'string', short: 't', value: '10s', help: 'send for this long (500ms, 10s, 2m; a bare number is seconds); neither: until Ctrl-C' },
+  ...RUN_LIMIT_OPTIONS,
   size: { type: 'string', short: 's', value: '64', help: 'payload bytes per packet, header included (default 64)' },
   burst: { type: 'string', short: 'b', value: '1', help: 'packets per tick, back to back (default 1)' },
-  interval: { type: 'string', short: 'i', value: '1s', help: 'interval of the plain lines, JSON intervals and report samples (default 1s)' },
   report: { type: 'string', value: 'FILE', help: 'write an HTML report with plots to FILE' },
-  cpu: { type: 'string', value: 'N', help: 'pin the worker threads to CPU N' },
-  priority: { type: 'string', value: 'N', help: 'SCHED_FIFO priority 1..99 for the worker threads' },
+  ...SCHEDULING_OPTIONS,
+}
+
+/** The HOST:PORT a stream goes to (a host is required). */
+export function streamDestination(positionals: string[], command: string): { host: string; port: number } {
+  const text = onePositional(positionals, command, `give where to send: udpcom ${command} HOST:PORT --rate 10k`)
+  const endpoint = parseEndpoint(text, command, '127.0.0.1', false)
+  if (!text.includes(':')) throw new UsageError(`give the host too: udpcom ${command} HOST:PORT (127.0.0.1:5000)`, command)
+  return endpoint
+}
+
+/** A started instance running the stream of `options`, and the 'sending' event said. */
+export interface Sending {
+  udp: UdpCom
+  stream: Stream
+  where: string
+  startedAt: Date
+}
+
+/** Creates and starts the instance, starts the stream and says so ('sending'). */
+export function startSending(context: Context, command: string, host: string, port: number, udpOptions: UdpComOptions, options: StreamRunOptions, header: 'udpcom' | 'iperf2' | 'none'): Sending {
+  const udp = new UdpCom(anyAddress(host), 0, host, port, { ...udpOptions, ...schedulingOptions(options) })
+  let stream: Stream
+  try {
+    udp.initSocket()
+    udp.start()
+    stream = udp.startStream(streamOptions(options, header))
+  } catch (error) {
+    udp.closeSocket()
+    throw error
+  }
+  const where = formatEndpoint({ host, port })
+  const limit = `${options.count ? `, ${formatCount(options.count)} packets` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''}${options.count || options.durationNs ? '' : ' (Ctrl-C ends)'}`
+  context.output.event(
+    'sending',
+    { address: host, port, localPort: udp.localPort, streamId: stream.id, ratePps: options.ratePps, count: options.count ?? null, durationNs: options.durationNs ?? null, size: options.size, burst: options.burst, header },
+    `udpcom ${command}: to ${where} from port ${udp.localPort}, ${formatPps(options.ratePps)}, ${options.size} bytes${options.burst > 1 ? ` in bursts of ${options.burst}` : ''}, ${header} header${limit}`,
+  )
+  return { udp, stream, where, startedAt: new Date() }
 }
 
 /** Parses the options of STREAM_RUN_OPTIONS. */
@@ -189,28 +225,12 @@ function sendOptions(values: Values): SendOptions {
 
 async function send(options: SendOptions, host: string, port: number, context: Context): Promise<number> {
   const { output } = context
-  const udp = new UdpCom(anyAddress(host), 0, host, port, {
+  const udpOptions: UdpComOptions = {
     direction: 0,
-    ...schedulingOptions(options),
     ...(options.dscp === undefined ? {} : { dscp: options.dscp }),
     ...(options.multicastInterface === undefined ? {} : { multicast: { interface: options.multicastInterface } }),
-  })
-  let stream
-  try {
-    udp.initSocket()
-    udp.start()
-    stream = udp.startStream(streamOptions(options, options.header))
-  } catch (error) {
-    udp.closeSocket()
-    throw error
   }
-  const where = formatEndpoint({ host, port })
-  const startedAt = new Date()
-  output.event(
-    'sending',
-    { address: host, port, localPort: udp.localPort, streamId: stream.id, ratePps: options.ratePps, count: options.count ?? null, durationNs: options.durationNs ?? null, size: options.size, burst: options.burst, header: options.header },
-    `udpcom send: to ${where} from port ${udp.localPort}, ${formatPps(options.ratePps)}, ${options.size} bytes${options.burst > 1 ? ` in bursts of ${options.burst}` : ''}, ${options.header} header${options.count ? `, ${formatCount(options.count)} packets` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''}${options.count || options.durationNs ? '' : ' (Ctrl-C ends)'}`,
-  )
+  const { udp, stream, where, startedAt } = startSending(context, 'send', host, port, udpOptions, options, options.header)
   const meter = new SendMeter(() => stream.stats())
   const recorder = new SeriesRecorder(SEND_SERIES, options.intervalNs)
   let last: SendSample | undefined
@@ -276,11 +296,7 @@ export const sendCommand: Command = {
     'udpcom send 239.1.2.3:5004 --rate 1k --multicast-interface eth1 --priority 80 --cpu 1 --report send.html',
   ],
   async run(values, positionals, context) {
-    if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'give where to send: udpcom send HOST:PORT --rate 10k' : `unexpected argument '${positionals[1]}'`, 'send')
-    }
-    const { host, port } = parseEndpoint(positionals[0]!, 'send', '127.0.0.1', false)
-    if (!positionals[0]!.includes(':')) throw new UsageError('give the host too: udpcom send HOST:PORT (127.0.0.1:5000)', 'send')
+    const { host, port } = streamDestination(positionals, 'send')
     const options = sendOptions(values)
     checkReportPath(options.report)
     return send(options, host, port, context)
