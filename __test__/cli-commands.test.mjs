@@ -80,6 +80,8 @@ test('send → recv --analyze on loopback: every packet sent, received and analy
   const intervals = lines.filter((l) => l.type === 'interval')
   assert.equal(intervals.at(-1).sent, 3000, 'the last interval has every packet')
   for (const key of ['ratePps', 'errors', 'late', 'intervalLatenessP99Ns', 'latenessP99Ns', 'latenessMaxNs']) assert.ok(key in intervals[0], key)
+  // A running stream's lateness is published while it runs (at most 20 ms old), not only at its end.
+  assert.ok(intervals[0].sent > 0 && intervals[0].latenessMaxNs > 0 && intervals[0].intervalLatenessP99Ns > 0, JSON.stringify(intervals[0]))
 
   assert.equal(received.received, 3000)
   assert.equal(received.analysis.streams, 1)

@@ -353,6 +353,12 @@ impl ActiveReplay {
     pub(crate) fn publish(&mut self, now_ns: u64) {
         self.lateness.publish(&self.shared.lateness, now_ns);
     }
+
+    /// Publishes its lateness if the last publication is at least `max_age_ns` old (as a stream's).
+    pub(crate) fn publish_if_older(&mut self, now_ns: u64, max_age_ns: u64) {
+        self.lateness
+            .publish_if_older(&self.shared.lateness, now_ns, max_age_ns);
+    }
 }
 
 impl Drop for ActiveReplay {

@@ -151,6 +151,14 @@ impl Sender {
             self.send_due(&mut latencies, &mut realtime, waiter.spin.window_ns());
             let now = now_ns();
             latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
+            // Fast streams and replays never leave the headroom above: publish theirs by age too,
+            // so that stats() of a running stream is at most PUBLISH_MAX_AGE_NS old.
+            for stream in &mut self.streams {
+                stream.publish_if_older(now, PUBLISH_MAX_AGE_NS);
+            }
+            for replay in &mut self.replays {
+                replay.publish_if_older(now, PUBLISH_MAX_AGE_NS);
+            }
             if budget.check(now) {
                 counters.rt_demotions.store(budget.demotions(), Ordering::Relaxed);
             }

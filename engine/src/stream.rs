@@ -592,6 +592,13 @@ impl ActiveStream {
     pub(crate) fn publish(&mut self, now_ns: u64) {
         self.lateness.publish(&self.shared.lateness, now_ns);
     }
+
+    /// Publishes its lateness if the last publication is at least `max_age_ns` old: a stream
+    /// whose ticks come faster than the publishing headroom never leaves the time otherwise.
+    pub(crate) fn publish_if_older(&mut self, now_ns: u64, max_age_ns: u64) {
+        self.lateness
+            .publish_if_older(&self.shared.lateness, now_ns, max_age_ns);
+    }
 }
 
 #[cfg(test)]
