@@ -1,6 +1,6 @@
-// The panel's jobs: what a form can start (a receiver now; a stream once the engine has
-// native streams), behind one small interface, and the registry that samples them a few
-// times a second for the page.
+// The panel's jobs: what a form can start (a receiver; a stream job is not written yet, though
+// the engine's streams and report/stream-meter.ts's SendMeter are there), behind one small
+// interface, and the registry that samples them a few times a second for the page.
 //
 // A job kind declares its form (FieldSpec[], with the limits the server enforces), the series
 // its samples carry (the report's SeriesSpec, so the page plots them like a report), a parser
