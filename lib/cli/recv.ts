@@ -18,6 +18,7 @@ import type { SummaryRow } from '../report/model'
 import { RECEIVE_SERIES, ReceiveMeter, type ReceiveSample } from '../report/receive-meter'
 import { stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
+import { rowPairs } from './rows'
 import { UsageError } from './errors'
 import { parseCount, parseDuration, parseInteger } from './units'
 
@@ -225,24 +226,7 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
       { key: 'deliveryMaxNs', label: 'delivery latency max', value: stats.maxDeliveryLatencyNs, unit: 'ns' },
     )
   }
-  const shown = (row: SummaryRow): string => {
-    if (typeof row.value === 'string') return row.value
-    switch (row.unit) {
-      case 'ns':
-        return formatNs(row.value)
-      case 'pps':
-        return formatPps(row.value)
-      case 'bit/s':
-        return formatBitRate(row.value)
-      case 's':
-        return `${row.value.toFixed(2)} s`
-      case 'bytes':
-        return `${formatCount(row.value)} bytes`
-      default:
-        return formatCount(row.value)
-    }
-  }
-  output.summary(record, `udpcom recv ${where}: ${reason === 'count' ? 'count reached' : reason === 'duration' ? 'duration over' : 'stopped'}${problems.length > 0 ? ` — ${problems.join('; ')}` : ''}`, rows.map((row) => [row.label, shown(row)]))
+  output.summary(record, `udpcom recv ${where}: ${reason === 'count' ? 'count reached' : reason === 'duration' ? 'duration over' : 'stopped'}${problems.length > 0 ? ` — ${problems.join('; ')}` : ''}`, rowPairs(rows))
 
   if (options.report !== undefined) {
     const histograms = [gaps.toHistogram('interArrival', 'Inter-arrival times', 'Time between consecutive arrival stamps (kernel receive stamps with --timestamping software), in buckets about 9% wide.')]
