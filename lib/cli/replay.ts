@@ -284,14 +284,15 @@ async function replayFile(options: ReplayCommandOptions, context: Context): Prom
   signal.removeEventListener('abort', onAbort)
   clearInterval(statusTimer)
   clearInterval(intervalTimer)
-  record()
+  // A file that is no capture at all (nothing read): the error says it all.
+  const nothingRead = failure !== undefined && stats.read === 0 && stats.skipped.total === 0
+  if (!nothingRead) record()
   const captured = capture === undefined ? undefined : await capture.close().catch((error: unknown) => error as Error)
   udp.stop()
   udp.closeSocket()
   output.clearStatus()
   frames = await totalFrames
-  // A file that is no capture at all (nothing read): the error says it all, no summary.
-  if (failure !== undefined && stats.read === 0 && stats.skipped.total === 0) throw failure
+  if (nothingRead) throw failure
   const exitCode = summarise({ options, where, stats, frames, elapsedS: meter.elapsedS(), recorder, startedAt, context, captured, failed: failure !== undefined })
   if (failure !== undefined) throw failure
   if (captured instanceof Error) throw captured
