@@ -133,6 +133,10 @@ test('replay --loop 3 --capture --report: three passes arrive, tshark reads what
     const summary = summaryOf(run.stdout)
     assert.deepEqual([summary.sent, summary.passes, summary.loops, summary.captured, summary.captureDropped], [3 * COUNT, 3, 3, 3 * COUNT, 0])
     assert.ok(jsonLines(run.stdout).some((line) => line.type === 'report'))
+    // The lateness is live: every interval that saw datagrams sent has it, the ones before the end too.
+    const intervals = jsonLines(run.stdout).filter((line) => line.type === 'interval' && line.sent > 0)
+    assert.ok(intervals.length >= 2, `intervals of 100 ms over a replay of about 220 ms: ${intervals.length}`)
+    for (const interval of intervals) assert.ok(interval.latenessP99Ns > 0 && interval.latenessMaxNs >= interval.latenessP99Ns, JSON.stringify(interval))
     const packets = await receiveMany(rx, 3 * COUNT)
     const expected = Array.from({ length: COUNT }, (_, i) => `r ${i}`)
     assert.deepEqual(packets.map((p) => p.data.toString()), [...expected, ...expected, ...expected])
