@@ -298,7 +298,11 @@ test('in Chromium: a stream from the form into a receiver from the form, live nu
     const plots = await canvases(page, 'section.job[data-job-id="2"]')
     assert.deepEqual(plots.map((p) => p.kind), ['rate', 'lateness', 'loss'])
     for (const plot of plots) assert.ok(plot.width > 0 && plot.drawn > 500, JSON.stringify(plot))
-    if (process.env.UDPCOM_DOCS_SCREENSHOTS === '1') await page.screenshot({ path: join(root, 'docs/panel.png'), clip: { x: 0, y: 0, width: 1100, height: 1000 } })
+    if (process.env.UDPCOM_DOCS_SCREENSHOTS === '1') {
+      // A few seconds more of plot for the README.
+      await new Promise((resolve) => setTimeout(resolve, 5000))
+      await page.screenshot({ path: join(root, 'docs/panel.png'), clip: { x: 0, y: 0, width: 1100, height: 1000 } })
+    }
     await page.screenshot({ path: artifact('panel-stream.png'), fullPage: true })
 
     await page.click('section.job[data-job-id="2"] button[data-action="stop"]')
