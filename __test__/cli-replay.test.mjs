@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 
-import { UdpCom, isRoot, receiveMany, runNode, startNode, within } from './helpers.mjs'
+import { UdpCom, isRoot, oneLineError, receiveMany, runNode, startNode, within } from './helpers.mjs'
 import { artifact, browserMissing, canvases, openBrowser } from './browser.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -28,15 +28,6 @@ process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 const tool = (name, args) => (spawnSync(name, args, { encoding: 'utf8' }).error ? `${name} cannot be run here (Debian package ${name === 'tshark' ? 'tshark' : name}; .ci/run installs it)` : null)
 const noTcpdump = tool('tcpdump', ['--version']) ?? (isRoot ? null : 'recording on lo with tcpdump needs root')
 const noTshark = tool('tshark', ['-v'])
-
-/** Asserts a failed run printed exactly one line on stderr, matching `pattern`, and no stack. */
-function oneLineError(run, pattern, code = 2) {
-  assert.equal(run.code, code, run.stderr)
-  const lines = run.stderr.trim().split('\n')
-  assert.equal(lines.length, 1, `one line: ${run.stderr}`)
-  assert.match(lines[0], pattern)
-  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
-}
 
 /** tshark's payloads of the UDP datagrams in `path`, as text. */
 function tsharkPayloads(path) {

@@ -14,9 +14,9 @@ import { UdpCom } from '../udpcom'
 import { stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
 import { UsageError } from './errors'
-import { STATUS_EVERY_MS } from './recv'
 import { rowPairs } from './rows'
 import { parseBytes, parseCount, parseDuration } from './units'
+import { runTimers } from './until'
 
 interface CaptureCommandOptions {
   file: string
@@ -54,7 +54,7 @@ function captureOptions(values: Values): CaptureCommandOptions {
 }
 
 async function captureTo(options: CaptureCommandOptions, host: string, port: number, context: Context): Promise<number> {
-  const { output, signal } = context
+  const { output } = context
   const udp = new UdpCom(host, port, host, 0, { direction: 1, timestamping: 'software' })
   const libraryOptions: CaptureOptions = { format: options.format, link: options.link, ...(options.snaplen === undefined ? {} : { snaplen: options.snaplen }) }
   let capture: Capture
@@ -67,41 +67,30 @@ async function captureTo(options: CaptureCommandOptions, host: string, port: num
     throw error
   }
   const where = formatEndpoint({ host, port: udp.localPort })
-  let finished: (reason: string) => void = () => {}
-  const done = new Promise<string>((resolve) => {
-    finished = resolve
-  })
   // The meter takes the datagrams off the receive ring and counts them; the capture has them already.
-  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => finished('count') })
+  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => timers.finish('count') })
   output.event(
     'listening',
     { address: host, port: udp.localPort, file: options.file, format: options.format, count: options.count ?? null, durationNs: options.durationNs ?? null },
     `udpcom capture: listening on ${where}, writing ${options.format} to ${options.file}${options.count ? `, for ${formatCount(options.count)} datagrams` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''} (Ctrl-C ends)`,
   )
   let rate = 0
-  const statusTimer =
-    output.mode === 'status'
-      ? setInterval(() => {
-          const written = capture.stats()
-          output.status(`capture ${where}  ${meter.elapsedS().toFixed(1)} s  captured ${formatCount(written.written)}  ${formatPps(rate)}  dropped ${formatCount(written.dropped + ReceiveMeter.dropped(meter.stats()))}`)
-        }, STATUS_EVERY_MS)
-      : undefined
-  const intervalTimer = setInterval(() => {
-    const sample = meter.sample()
-    rate = sample.ratePps
-    const { written, dropped } = capture.stats()
-    const record = { timeS: sample.timeS, received: sample.received, ratePps: sample.ratePps, written, captureDropped: dropped, dropped: sample.droppedTotal }
-    output.interval(record, `${sample.timeS.toFixed(1).padStart(7)} s  received ${formatCount(sample.received)}  ${formatPps(sample.ratePps)}  written ${formatCount(written)}  dropped ${dropped + sample.droppedTotal}`)
-  }, options.intervalNs / 1e6)
-  const durationTimer = options.durationNs === undefined ? undefined : setTimeout(() => finished('duration'), options.durationNs / 1e6)
-  const onAbort = (): void => finished('interrupted')
-  signal.addEventListener('abort', onAbort, { once: true })
-
-  const reason = await done
-  signal.removeEventListener('abort', onAbort)
-  clearInterval(statusTimer)
-  clearInterval(intervalTimer)
-  clearTimeout(durationTimer)
+  const timers = runTimers(context, {
+    intervalNs: options.intervalNs,
+    durationNs: options.durationNs,
+    status: () => {
+      const { written, dropped } = capture.stats()
+      return `capture ${where}  ${meter.elapsedS().toFixed(1)} s  captured ${formatCount(written)}  ${formatPps(rate)}  dropped ${formatCount(dropped + ReceiveMeter.dropped(meter.stats()))}`
+    },
+    interval: () => {
+      const sample = meter.sample()
+      rate = sample.ratePps
+      const { written, dropped } = capture.stats()
+      const record = { timeS: sample.timeS, received: sample.received, ratePps: sample.ratePps, written, captureDropped: dropped, dropped: sample.droppedTotal }
+      output.interval(record, `${sample.timeS.toFixed(1).padStart(7)} s  received ${formatCount(sample.received)}  ${formatPps(sample.ratePps)}  written ${formatCount(written)}  dropped ${dropped + sample.droppedTotal}`)
+    },
+  })
+  const reason = await timers.ended
   let result: CaptureResult | Error
   try {
     result = await capture.close()

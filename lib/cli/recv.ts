@@ -21,9 +21,7 @@ import { formatEndpoint, parseEndpoint } from './endpoint'
 import { rowPairs } from './rows'
 import { UsageError } from './errors'
 import { parseCount, parseDuration, parseInteger } from './units'
-
-/** How often the status line is redrawn on a terminal, ms. */
-export const STATUS_EVERY_MS = 250
+import { runTimers } from './until'
 
 interface RecvOptions {
   count: number | undefined
@@ -86,7 +84,7 @@ function intervalText(sample: ReceiveSample): string {
 
 /** Runs until the count is reached, the duration is over, or Ctrl-C. */
 async function receive(options: RecvOptions, host: string, port: number, context: Context): Promise<number> {
-  const { output, signal } = context
+  const { output } = context
   const udp = new UdpCom(host, port, host, 0, {
     direction: 1,
     timestamping: options.timestamping,
@@ -102,11 +100,7 @@ async function receive(options: RecvOptions, host: string, port: number, context
   }
   const where = formatEndpoint({ host, port: udp.localPort })
   const startedAt = new Date()
-  let finished: (reason: string) => void = () => {}
-  const done = new Promise<string>((resolve) => {
-    finished = resolve
-  })
-  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => finished('count') })
+  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => timers.finish('count') })
   const recorder = new SeriesRecorder(RECEIVE_SERIES, options.intervalNs)
   output.event(
     'listening',
@@ -121,20 +115,16 @@ async function receive(options: RecvOptions, host: string, port: number, context
     output.interval({ ...sample }, intervalText(sample))
   }
   let lastSample: ReceiveSample | undefined
-  const statusTimer = output.mode === 'status' ? setInterval(() => output.status(statusText(where, meter, lastSample, meter.stats())), STATUS_EVERY_MS) : undefined
-  const intervalTimer = setInterval(() => {
-    lastSample = meter.sample()
-    record(lastSample)
-  }, options.intervalNs / 1e6)
-  const durationTimer = options.durationNs === undefined ? undefined : setTimeout(() => finished('duration'), options.durationNs / 1e6)
-  const onAbort = (): void => finished('interrupted')
-  signal.addEventListener('abort', onAbort, { once: true })
-
-  const reason = await done
-  signal.removeEventListener('abort', onAbort)
-  clearInterval(statusTimer)
-  clearInterval(intervalTimer)
-  clearTimeout(durationTimer)
+  const timers = runTimers(context, {
+    intervalNs: options.intervalNs,
+    durationNs: options.durationNs,
+    status: () => statusText(where, meter, lastSample, meter.stats()),
+    interval: () => {
+      lastSample = meter.sample()
+      record(lastSample)
+    },
+  })
+  const reason = await timers.ended
   // The last, partial interval: always when datagrams arrived or were dropped in it (the last
   // interval's totals are the run's), else only when it is not very short (a rate over a few
   // milliseconds would mean little).

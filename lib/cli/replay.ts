@@ -16,9 +16,9 @@ import { UdpCom } from '../udpcom'
 import { stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint, type Endpoint } from './endpoint'
 import { UsageError } from './errors'
-import { STATUS_EVERY_MS } from './recv'
 import { rowPairs } from './rows'
 import { parseDuration, parseInteger } from './units'
+import { STATUS_EVERY_MS } from './until'
 
 /** What a replay records once per interval (keys of ReplaySample). */
 export const REPLAY_SERIES: readonly SeriesSpec[] = [
