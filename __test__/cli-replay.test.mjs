@@ -82,6 +82,17 @@ function recorded() {
   return recording
 }
 
+test('help: replay and capture are listed, each has --help with --json', async () => {
+  const top = await cli(['--help'])
+  for (const name of ['replay', 'capture']) {
+    assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'))
+    const help = await cli([name, '--help'])
+    assert.equal(help.code, 0)
+    assert.match(help.stdout, new RegExp(`^usage: udpcom ${name}`))
+    assert.match(help.stdout, /--json/)
+  }
+})
+
 test('replay --speed 2 of a tcpdump capture: every datagram arrives in order with its payload, the gaps halved; --json', async (t) => {
   if (noTcpdump) return t.skip(noTcpdump)
   const file = await recorded()
