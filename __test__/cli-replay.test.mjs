@@ -173,6 +173,56 @@ test('replay --loop 3 --capture --report: three passes arrive, tshark reads what
   }
 })
 
+test('replay on a terminal: a status line with progress and lateness rewritten in place; plain lines in a pipe', async (t) => {
+  if (noTcpdump) return t.skip(noTcpdump)
+  const file = await recorded()
+  const rx = receiver()
+  try {
+    const plain = await cli(['replay', file, `127.0.0.1:${rx.localPort}`, '--speed', '4'])
+    assert.equal(plain.code, 0, plain.stderr)
+    assert.doesNotMatch(plain.stdout, /\x1b/, 'no terminal escapes in a pipe')
+    assert.match(plain.stdout, /^ +\d+\.\d s {2}sent 30 \(100%\) {2}/m)
+    assert.match(plain.stdout, /: completed\n {2}file +recorded\.pcap\n {2}frames in the file +30\n/)
+    assert.match(plain.stdout, /^ {2}sent +30$/m)
+    if (spawnSync('script', ['--version']).error) return t.diagnostic('no terminal test: needs script(1) from util-linux')
+    // script(1) gives the command a pseudo-terminal; at speed 0.25 the replay takes about 1.2 s.
+    const tty = spawnSync('script', ['-qec', `${process.execPath} ${main} replay ${file} 127.0.0.1:${rx.localPort} --speed 0.25`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, COLUMNS: '160' }, timeout: 20_000 })
+    assert.equal(tty.status, 0, tty.stdout)
+    const updates = tty.stdout.match(/\r\x1b\[2Kreplay → 127\.0\.0\.1:\d+ {2}[\d.]+ s {2}sent \d+ \(\d+%\) {2}.*pps {2}p99 lateness \S+ \S+ {2}errors 0/g) ?? []
+    assert.ok(updates.length >= 3, `status updates: ${updates.length}\n${JSON.stringify(tty.stdout)}`)
+    assert.match(tty.stdout, /sent +30\r?\n/)
+  } finally {
+    rx.closeSocket()
+  }
+})
+
+test('replay without HOST:PORT sends each datagram to its captured destination; a filter that leaves nothing is exit 1', async () => {
+  // A capture of datagrams to a port, then a receiver on that same port.
+  const file = join(dir, 'to-original.pcapng')
+  const run = startNode([main, 'capture', '127.0.0.1:0', '--file', file, '--count', '10', '--json'])
+  const { port } = JSON.parse(await run.waitFor(/"type":"listening"/))
+  const socket = dgram.createSocket('udp4')
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => socket.send(`o ${i}`, port, '127.0.0.1', resolve))
+  socket.close()
+  assert.equal((await within(20_000, run.exited, 'capture to end')).code, 0)
+  const rx = new UdpCom('127.0.0.1', port, '127.0.0.1', 0, { direction: 1 })
+  rx.initSocket()
+  rx.start()
+  try {
+    const original = await cli(['replay', file, '--speed', '0', '--json'])
+    assert.equal(original.code, 0, original.stderr)
+    assert.equal(summaryOf(original.stdout).destination, 'original')
+    assert.deepEqual((await receiveMany(rx, 10)).map((p) => p.data.toString()), Array.from({ length: 10 }, (_, i) => `o ${i}`))
+    const none = await cli(['replay', file, `127.0.0.1:${port}`, '--filter-port', String(port === 65_535 ? 1 : port + 1), '--json'])
+    assert.equal(none.code, 1, none.stderr)
+    const summary = summaryOf(none.stdout)
+    assert.deepEqual([summary.sent, summary.skipped.filtered, summary.exitCode], [0, 10, 1])
+    assert.match(summary.problems[0], /no datagram was sent/)
+  } finally {
+    rx.closeSocket()
+  }
+})
+
 test('replay: a file that is no capture, a truncated one, a missing one and bad options give one line and exit 2', async (t) => {
   const garbage = join(dir, 'garbage.pcap')
   writeFileSync(garbage, Buffer.from('this is not a capture file at all, only text'.repeat(20)))
