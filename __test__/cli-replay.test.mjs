@@ -287,6 +287,7 @@ test('capture --count: a pcapng tshark reads and a pcap tcpdump reads, with ever
     try {
       const replayed = await cli(['replay', file, `127.0.0.1:${rx.localPort}`, '--speed', '0', '--json'])
       assert.equal(replayed.code, 0, replayed.stderr)
+      assert.equal(summaryOf(replayed.stdout).frames, 20, 'the frames counted for the progress')
       assert.deepEqual((await receiveMany(rx, 20)).map((p) => p.data.toString()), expected)
     } finally {
       rx.closeSocket()

@@ -91,15 +91,20 @@ function replayOptions(values: Values, positionals: string[]): ReplayCommandOpti
   }
 }
 
+/** Files larger than this (bytes) are not counted: their progress is not shown. */
+const MAX_COUNTED_BYTES = 2 ** 31
+
 /**
  * The frames (packets of any kind) a pcap or pcapng file holds, by walking its record headers;
- * undefined when it is not one of those. Only for the progress shown: the engine's reader
- * decides what is sent, and reports a corrupt file (where this simply stops counting).
+ * undefined when it is not one of those, or too large. Only for the progress shown: the
+ * engine's reader decides what is sent, and reports a corrupt file (where this stops counting).
  */
 export async function countFrames(path: string): Promise<number | undefined> {
   const handle = await open(path, 'r')
   try {
     const size = (await handle.stat()).size
+    // Counting reads the file once more beside the replay's reader: not for a very large one.
+    if (size > MAX_COUNTED_BYTES) return undefined
     const window = Buffer.alloc(1 << 20)
     let windowStart = 0
     let windowLength = 0
