@@ -1,5 +1,6 @@
 // Shared helpers for the node --test suite. Every socket uses port 0 (or the port the kernel
 // gave its peer), and every wait has a timeout, so tests neither collide nor hang.
+import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { spawn } from 'node:child_process'
@@ -78,6 +79,15 @@ export function threadScheduling(tid) {
 }
 
 export const isRoot = process.getuid?.() === 0
+
+/** Asserts a failed run printed exactly one line on stderr, matching `pattern`, and no stack. */
+export function oneLineError(run, pattern, code = 2) {
+  assert.equal(run.code, code, run.stderr)
+  const lines = run.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `one line: ${run.stderr}`)
+  assert.match(lines[0], pattern)
+  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
+}
 
 /** Runs a node script; resolves with { code, signal, stdout, stderr, ms }. */
 export function runNode(args, { timeoutMs = 20_000, env = {}, uid } = {}) {

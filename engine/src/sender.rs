@@ -130,6 +130,9 @@ impl Sender {
                     for stream in &mut self.streams {
                         stream.publish(now);
                     }
+                    for replay in &mut self.replays {
+                        replay.publish_if_older(now, PUBLISH_INTERVAL_NS);
+                    }
                 }
                 // Waiting for a stream's tick, a packet queued now could be due first.
                 let for_stream = ring_due != Some(deadline_ns);
@@ -151,6 +154,14 @@ impl Sender {
             self.send_due(&mut latencies, &mut realtime, waiter.spin.window_ns());
             let now = now_ns();
             latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
+            // Streams and replays too, or one that never leaves time to spare (a high rate,
+            // a replay at speed 0) would show no lateness until it ends.
+            for stream in &mut self.streams {
+                stream.publish_if_older(now, PUBLISH_MAX_AGE_NS);
+            }
+            for replay in &mut self.replays {
+                replay.publish_if_older(now, PUBLISH_MAX_AGE_NS);
+            }
             if budget.check(now) {
                 counters.rt_demotions.store(budget.demotions(), Ordering::Relaxed);
             }

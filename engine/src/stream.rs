@@ -592,6 +592,13 @@ impl ActiveStream {
     pub(crate) fn publish(&mut self, now_ns: u64) {
         self.lateness.publish(&self.shared.lateness, now_ns);
     }
+
+    /// Publishes its lateness if the last publication is `interval_ns` old (a sender with no
+    /// time to spare: the live statistics stay at most that stale).
+    pub(crate) fn publish_if_older(&mut self, now_ns: u64, interval_ns: u64) {
+        self.lateness
+            .publish_if_older(&self.shared.lateness, now_ns, interval_ns);
+    }
 }
 
 #[cfg(test)]

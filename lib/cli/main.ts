@@ -9,24 +9,23 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 import { helpText, parseCommandLine, wrap, type Command } from './command'
+import { captureCommand } from './capture'
 import { doctorCommand } from './doctor'
 import { explain, UsageError } from './errors'
 import { Output, type Stream } from './output'
 import { panelCommand } from './panel'
 import { recvCommand } from './recv'
+import { replayCommand } from './replay'
 
-/**
- * The commands. `send`, `ping`, `reflect`, `replay`, `capture` and recv's `--analyze` and
- * `--capture` join them once the engine has native streams, the reflector, replay and capture.
- */
-export const COMMANDS: readonly Command[] = [recvCommand, doctorCommand, panelCommand]
+/** The commands, in the order `udpcom --help` lists them. */
+export const COMMANDS: readonly Command[] = [recvCommand, replayCommand, captureCommand, doctorCommand, panelCommand]
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
   return [
     'usage: udpcom <command> [options]',
     '',
-    wrap('Deterministic UDP on Linux: receive and measure, check what decides timing on this machine, watch it live in a browser.', 90),
+    wrap('Deterministic UDP on Linux: receive and measure, replay and capture pcap files, check what decides timing on this machine, watch it live in a browser.', 90),
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),

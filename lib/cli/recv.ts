@@ -18,11 +18,10 @@ import type { SummaryRow } from '../report/model'
 import { RECEIVE_SERIES, ReceiveMeter, type ReceiveSample } from '../report/receive-meter'
 import { stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
+import { rowPairs } from './rows'
 import { UsageError } from './errors'
 import { parseCount, parseDuration, parseInteger } from './units'
-
-/** How often the status line is redrawn on a terminal, ms. */
-export const STATUS_EVERY_MS = 250
+import { runTimers } from './until'
 
 interface RecvOptions {
   count: number | undefined
@@ -85,7 +84,7 @@ function intervalText(sample: ReceiveSample): string {
 
 /** Runs until the count is reached, the duration is over, or Ctrl-C. */
 async function receive(options: RecvOptions, host: string, port: number, context: Context): Promise<number> {
-  const { output, signal } = context
+  const { output } = context
   const udp = new UdpCom(host, port, host, 0, {
     direction: 1,
     timestamping: options.timestamping,
@@ -101,11 +100,7 @@ async function receive(options: RecvOptions, host: string, port: number, context
   }
   const where = formatEndpoint({ host, port: udp.localPort })
   const startedAt = new Date()
-  let finished: (reason: string) => void = () => {}
-  const done = new Promise<string>((resolve) => {
-    finished = resolve
-  })
-  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => finished('count') })
+  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => timers.finish('count') })
   const recorder = new SeriesRecorder(RECEIVE_SERIES, options.intervalNs)
   output.event(
     'listening',
@@ -120,20 +115,16 @@ async function receive(options: RecvOptions, host: string, port: number, context
     output.interval({ ...sample }, intervalText(sample))
   }
   let lastSample: ReceiveSample | undefined
-  const statusTimer = output.mode === 'status' ? setInterval(() => output.status(statusText(where, meter, lastSample, meter.stats())), STATUS_EVERY_MS) : undefined
-  const intervalTimer = setInterval(() => {
-    lastSample = meter.sample()
-    record(lastSample)
-  }, options.intervalNs / 1e6)
-  const durationTimer = options.durationNs === undefined ? undefined : setTimeout(() => finished('duration'), options.durationNs / 1e6)
-  const onAbort = (): void => finished('interrupted')
-  signal.addEventListener('abort', onAbort, { once: true })
-
-  const reason = await done
-  signal.removeEventListener('abort', onAbort)
-  clearInterval(statusTimer)
-  clearInterval(intervalTimer)
-  clearTimeout(durationTimer)
+  const timers = runTimers(context, {
+    intervalNs: options.intervalNs,
+    durationNs: options.durationNs,
+    status: () => statusText(where, meter, lastSample, meter.stats()),
+    interval: () => {
+      lastSample = meter.sample()
+      record(lastSample)
+    },
+  })
+  const reason = await timers.ended
   // The last, partial interval: always when datagrams arrived or were dropped in it (the last
   // interval's totals are the run's), else only when it is not very short (a rate over a few
   // milliseconds would mean little).
@@ -225,24 +216,7 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
       { key: 'deliveryMaxNs', label: 'delivery latency max', value: stats.maxDeliveryLatencyNs, unit: 'ns' },
     )
   }
-  const shown = (row: SummaryRow): string => {
-    if (typeof row.value === 'string') return row.value
-    switch (row.unit) {
-      case 'ns':
-        return formatNs(row.value)
-      case 'pps':
-        return formatPps(row.value)
-      case 'bit/s':
-        return formatBitRate(row.value)
-      case 's':
-        return `${row.value.toFixed(2)} s`
-      case 'bytes':
-        return `${formatCount(row.value)} bytes`
-      default:
-        return formatCount(row.value)
-    }
-  }
-  output.summary(record, `udpcom recv ${where}: ${reason === 'count' ? 'count reached' : reason === 'duration' ? 'duration over' : 'stopped'}${problems.length > 0 ? ` — ${problems.join('; ')}` : ''}`, rows.map((row) => [row.label, shown(row)]))
+  output.summary(record, `udpcom recv ${where}: ${reason === 'count' ? 'count reached' : reason === 'duration' ? 'duration over' : 'stopped'}${problems.length > 0 ? ` — ${problems.join('; ')}` : ''}`, rowPairs(rows))
 
   if (options.report !== undefined) {
     const histograms = [gaps.toHistogram('interArrival', 'Inter-arrival times', 'Time between consecutive arrival stamps (kernel receive stamps with --timestamping software), in buckets about 9% wide.')]
