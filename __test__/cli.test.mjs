@@ -56,7 +56,7 @@ test('help: the top level, every command, --version; exit 0', async () => {
 })
 
 test('usage errors: one line naming the fix, exit 2', async () => {
-  oneLineError(await cli(['bogus']), /^udpcom: unknown command 'bogus' \(commands: send, recv, ping, reflect, doctor, panel\)\. fix: see udpcom --help$/)
+  oneLineError(await cli(['bogus']), /^udpcom: unknown command 'bogus' \(commands: send, recv, ping, reflect, replay, capture, doctor, panel\)\. fix: see udpcom --help$/)
   oneLineError(await cli(['recv']), /give the port to listen on: udpcom recv \[HOST:\]PORT\. fix: see udpcom recv --help$/)
   oneLineError(await cli(['recv', '0', '--frob']), /Unknown option '--frob'\. fix: see udpcom recv --help$/)
   oneLineError(await cli(['recv', '0', '--count']), /--count.*fix: see udpcom recv --help$/)

@@ -80,6 +80,15 @@ export function threadScheduling(tid) {
 
 export const isRoot = process.getuid?.() === 0
 
+/** Asserts a failed run printed exactly one line on stderr, matching `pattern`, and no stack. */
+export function oneLineError(run, pattern, code = 2) {
+  assert.equal(run.code, code, run.stderr)
+  const lines = run.stderr.trim().split('\n')
+  assert.equal(lines.length, 1, `one line: ${run.stderr}`)
+  assert.match(lines[0], pattern)
+  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
+}
+
 /** Runs a node script; resolves with { code, signal, stdout, stderr, ms }. */
 export function runNode(args, { timeoutMs = 20_000, env = {}, uid } = {}) {
   return new Promise((resolve, reject) => {
@@ -218,15 +227,6 @@ export const runCli = (args, options) => runNode([CLI_MAIN, ...args], options)
 export const startCli = (args, options) => startNode([CLI_MAIN, ...args], options)
 /** The JSON objects of a command's --json output, one per line. */
 export const jsonLines = (stdout) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
-
-/** Asserts a failed run printed exactly one line on stderr, matching `pattern`, and no stack. */
-export function oneLineError(run, pattern, code = 2) {
-  assert.equal(run.code, code, run.stderr)
-  const lines = run.stderr.trim().split('\n')
-  assert.equal(lines.length, 1, `one line: ${run.stderr}`)
-  assert.match(lines[0], pattern)
-  assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace')
-}
 
 /** A UDP port nobody listens on (bound, then closed). */
 export async function freePort() {

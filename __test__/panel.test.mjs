@@ -16,7 +16,7 @@ import { startNode, until } from './helpers.mjs'
 import { artifact, browserMissing, canvases, openBrowser } from './browser.mjs'
 
 const require = createRequire(import.meta.url)
-const { startPanel, checkRequest, allowedHosts, parseFields, receiverJobKind, DEFAULT_LIMITS } = require('../dist/panel/index.js')
+const { startPanel, checkRequest, allowedHosts, parseFields, receiverJobKind, streamJobKind, DEFAULT_LIMITS } = require('../dist/panel/index.js')
 const root = fileURLToPath(new URL('..', import.meta.url))
 
 /** One HTTP request with exactly these headers; resolves with { status, headers, body }. */
@@ -74,10 +74,23 @@ test('parseFields: numbers in range, selects from their options, defaults, unkno
   assert.throws(() => parseFields(fields, [1]), /a JSON object/)
   assert.throws(() => receiverJobKind.parse({ address: '127.0.0.1', port: 80, durationS: 0, timestamping: 'none' }), /below 1024/)
   assert.throws(() => receiverJobKind.parse({ address: 'example.com', port: 0, durationS: 0, timestamping: 'none' }), /not an IP address/)
+  // The stream's form: its limits from PanelLimits, a destination always needed, a stream that always ends.
+  const stream = streamJobKind.fields(DEFAULT_LIMITS)
+  assert.deepEqual(parseFields(stream, { destination: '127.0.0.1:5000' }), { destination: '127.0.0.1:5000', ratePps: 1000, size: 64, burst: 1, durationS: 10, header: 'udpcom', priority: 0, cpu: -1 })
+  assert.throws(() => parseFields(stream, {}), /destination: a value is needed/)
+  assert.throws(() => parseFields(stream, { destination: 'x:1', ratePps: 100_001 }), /rate: 100001 is outside 1..100000 pps/)
+  assert.throws(() => parseFields(stream, { destination: 'x:1', size: 1473 }), /size: 1473 is outside 0..1472 bytes/)
+  assert.throws(() => parseFields(stream, { destination: 'x:1', burst: 65 }), /burst: 65 is outside 1..64 packets/)
+  assert.throws(() => parseFields(stream, { destination: 'x:1', durationS: 0 }), /duration: 0 is outside 1..3600 s/)
+  assert.throws(() => parseFields(stream, { destination: 'x:1', header: 'rtp' }), /header: 'rtp' is not one of udpcom, iperf2, none/)
+  assert.deepEqual(streamJobKind.fields({ ...DEFAULT_LIMITS, maxRatePps: 500 }).find((f) => f.name === 'ratePps').max, 500)
+  const streamParams = (destination) => streamJobKind.parse({ ...parseFields(stream, { destination }) })
+  assert.equal(streamParams('[::1]:5000').destination, '[::1]:5000')
+  for (const bad of ['example.com:5000', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', '::1:5000']) assert.throws(() => streamParams(bad), /destination: .* is not HOST:PORT/, bad)
 })
 
 test('the server refuses without the token, for a foreign Host or Origin (403), and checks bodies and limits', async () => {
-  const panel = await startPanel({ port: 0, limits: { maxJobs: 2 } })
+  const panel = await startPanel({ port: 0, limits: { maxJobs: 2, maxRatePps: 1000 } })
   try {
     const { port, token } = panel
     const host = `127.0.0.1:${port}`
@@ -115,7 +128,21 @@ test('the server refuses without the token, for a foreign Host or Origin (403), 
     const tooLong = await post(JSON.stringify({ kind: 'receiver', params: { durationS: 100_000 } }))
     assert.equal(tooLong.status, 400)
     assert.match(JSON.parse(tooLong.body).error, /duration: 100000 is outside 0..3600 s/)
-    assert.equal((await post(JSON.stringify({ kind: 'stream', params: {} }))).status, 400)
+    // A stream's form within the limits (maxRatePps 1000 here), refused with 400 and the reason otherwise.
+    for (const [params, reason] of [
+      [{}, /destination: a value is needed/],
+      [{ destination: '127.0.0.1:9', ratePps: 1001 }, /rate: 1001 is outside 1..1000 pps/],
+      [{ destination: '127.0.0.1:9', size: 9000 }, /size: 9000 is outside 0..1472 bytes/],
+      [{ destination: '127.0.0.1:9', burst: 1000 }, /burst: 1000 is outside 1..64 packets/],
+      [{ destination: '127.0.0.1:9', durationS: 7200 }, /duration: 7200 is outside 1..3600 s/],
+      [{ destination: 'attacker.example:9' }, /is not HOST:PORT with an IP address/],
+      [{ destination: '127.0.0.1:9', size: 8 }, /options.size.*must be >= \d+ with header 'udpcom'/],
+    ]) {
+      const refused = await post(JSON.stringify({ kind: 'stream', params }))
+      assert.equal(refused.status, 400, JSON.stringify(params))
+      assert.match(JSON.parse(refused.body).error, reason)
+    }
+    assert.equal(panel.jobs.list().length, 0)
     assert.equal((await post(JSON.stringify({ kind: 'receiver', params: { port: 80 } }))).status, 400)
     // A port in use is the form's problem: 400 with the coded error.
     const holder = dgram.createSocket('udp4')
@@ -193,7 +220,6 @@ test('in Chromium: a receiver from the form, live numbers matching getPacketStat
     const plots = await canvases(page, 'section.job')
     assert.deepEqual(plots.map((p) => p.kind), ['rate', 'lateness', 'loss'])
     for (const plot of plots) assert.ok(plot.width > 0 && plot.height > 0 && plot.drawn > 500, JSON.stringify(plot))
-    if (process.env.UDPCOM_DOCS_SCREENSHOTS === '1') await page.screenshot({ path: join(root, 'docs/panel.png'), clip: { x: 0, y: 0, width: 1100, height: 900 } })
     await page.screenshot({ path: artifact('panel.png'), fullPage: true })
 
     await page.click('section.job button[data-action="stop"]')
@@ -227,6 +253,75 @@ test('in Chromium: a receiver from the form, live numbers matching getPacketStat
     await browser.close()
     await panel.close()
     foreign.close()
+  }
+})
+
+test('in Chromium: a stream from the form into a receiver from the form, live numbers matching the stream and the receiver, stop', async (t) => {
+  const missing = browserMissing()
+  if (missing) return t.skip(missing)
+  const panel = await startPanel({ port: 0 })
+  const browser = await openBrowser({ width: 1100, height: 1000 })
+  try {
+    const { page, problems } = browser
+    const total = async (id, key) => Number(await page.getAttribute(`section.job[data-job-id="${id}"] td[data-total="${key}"]`, 'data-value'))
+    await page.goto(panel.url)
+    await page.waitForSelector('#connection[data-state="live"]')
+    // The form carries the limits the server enforces.
+    assert.equal(await page.getAttribute('form[data-kind="stream"] input[name="ratePps"]', 'max'), String(DEFAULT_LIMITS.maxRatePps))
+    await page.click('form[data-kind="receiver"] button[type="submit"]')
+    await page.waitForSelector('section.job[data-job-id="1"][data-state="running"] td[data-total="port"]')
+    const receiver = panel.jobs.job('1')
+    await page.fill('form[data-kind="stream"] input[name="destination"]', `127.0.0.1:${receiver.port}`)
+    await page.fill('form[data-kind="stream"] input[name="ratePps"]', '2000')
+    await page.fill('form[data-kind="stream"] input[name="burst"]', '4')
+    await page.fill('form[data-kind="stream"] input[name="durationS"]', '30')
+    await page.click('form[data-kind="stream"] button[type="submit"]')
+    await page.waitForSelector('section.job[data-job-id="2"][data-state="running"] td[data-total="sent"]')
+    const job = panel.jobs.job('2')
+    assert.match(await page.textContent('section.job[data-job-id="2"] h2'), /stream to 127\.0\.0\.1:\d+, 2000 pps × 64 bytes/)
+
+    // The page's numbers move, a few updates (250 ms each) behind the stream's own statistics.
+    const seen = []
+    for (let i = 0; i < 4; i++) {
+      await page.waitForFunction((last) => Number(document.querySelector('section.job[data-job-id="2"] td[data-total="sent"]')?.dataset.value) > last, seen.at(-1) ?? 0, { timeout: 5000 })
+      const shown = await total('2', 'sent')
+      const actual = job.stream.stats().sent
+      seen.push(shown)
+      assert.ok(shown <= actual && actual - shown <= 2000, `page ${shown}, stream ${actual}`)
+      const received = await total('1', 'received')
+      assert.ok(received <= actual && actual - received <= 2000, `receiver's page ${received}, stream ${actual}`)
+    }
+    assert.ok(seen.at(-1) > seen[0], `the live number moved: ${seen}`)
+    await page.waitForFunction(() => Number(document.querySelector('section.job[data-job-id="2"] td[data-total="ratePps"]')?.dataset.value) > 1000, null, { timeout: 5000 })
+    const rate = await total('2', 'ratePps')
+    assert.ok(rate > 1000 && rate < 3000, `rate shown ${rate} pps for 2000 pps`)
+    const plots = await canvases(page, 'section.job[data-job-id="2"]')
+    assert.deepEqual(plots.map((p) => p.kind), ['rate', 'lateness', 'loss'])
+    for (const plot of plots) assert.ok(plot.width > 0 && plot.drawn > 500, JSON.stringify(plot))
+    if (process.env.UDPCOM_DOCS_SCREENSHOTS === '1') {
+      // A few seconds more of plot for the README.
+      await new Promise((resolve) => setTimeout(resolve, 5000))
+      await page.screenshot({ path: join(root, 'docs/panel.png'), clip: { x: 0, y: 0, width: 1100, height: 1000 } })
+    }
+    await page.screenshot({ path: artifact('panel-stream.png'), fullPage: true })
+
+    await page.click('section.job[data-job-id="2"] button[data-action="stop"]')
+    await page.waitForSelector('section.job[data-job-id="2"][data-state="stopped"] button[data-action="stop"][disabled]')
+    assert.throws(() => job.udp.getPacketStats(), { code: 'ERR_UDPCOM_STATE' }, 'the instance is closed')
+    const sent = await total('2', 'sent')
+    assert.equal(await page.getAttribute('section.job[data-job-id="2"] td[data-total="state"]', 'data-value'), 'stopped')
+    assert.ok(sent >= seen.at(-1))
+    assert.equal(await total('2', 'errors'), 0)
+    // Everything the stream sent reached the receiver (or was counted as dropped by its kernel).
+    await page.waitForFunction((n) => {
+      const value = (key) => Number(document.querySelector(`section.job[data-job-id="1"] td[data-total="${key}"]`)?.dataset.value)
+      return value('received') + value('droppedByKernel') === n
+    }, sent, { timeout: 10_000 })
+    assert.equal(await total('1', 'bytes'), (await total('1', 'received')) * 64)
+    assert.deepEqual(problems, [])
+  } finally {
+    await browser.close()
+    await panel.close()
   }
 })
 

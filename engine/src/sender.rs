@@ -130,6 +130,9 @@ impl Sender {
                     for stream in &mut self.streams {
                         stream.publish(now);
                     }
+                    for replay in &mut self.replays {
+                        replay.publish_if_older(now, PUBLISH_INTERVAL_NS);
+                    }
                 }
                 // Waiting for a stream's tick, a packet queued now could be due first.
                 let for_stream = ring_due != Some(deadline_ns);
@@ -151,8 +154,8 @@ impl Sender {
             self.send_due(&mut latencies, &mut realtime, waiter.spin.window_ns());
             let now = now_ns();
             latencies.publish_if_older(&shared.latencies, now, PUBLISH_MAX_AGE_NS);
-            // Fast streams and replays never leave the headroom above: publish theirs by age too,
-            // so that stats() of a running stream is at most PUBLISH_MAX_AGE_NS old.
+            // Streams and replays too, or one that never leaves time to spare (a high rate,
+            // a replay at speed 0) would show no lateness until it ends.
             for stream in &mut self.streams {
                 stream.publish_if_older(now, PUBLISH_MAX_AGE_NS);
             }

@@ -593,11 +593,11 @@ impl ActiveStream {
         self.lateness.publish(&self.shared.lateness, now_ns);
     }
 
-    /// Publishes its lateness if the last publication is at least `max_age_ns` old: a stream
-    /// whose ticks come faster than the publishing headroom never leaves the time otherwise.
-    pub(crate) fn publish_if_older(&mut self, now_ns: u64, max_age_ns: u64) {
+    /// Publishes its lateness if the last publication is `interval_ns` old (a sender with no
+    /// time to spare: the live statistics stay at most that stale).
+    pub(crate) fn publish_if_older(&mut self, now_ns: u64, interval_ns: u64) {
         self.lateness
-            .publish_if_older(&self.shared.lateness, now_ns, max_age_ns);
+            .publish_if_older(&self.shared.lateness, now_ns, interval_ns);
     }
 }
 

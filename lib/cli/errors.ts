@@ -86,6 +86,8 @@ export function explain(error: unknown): Explained | undefined {
     case 'EACCES access':
       return { code, message: text, fix: 'check the permissions of the path' }
   }
+  // 'pcap: truncated block at byte 1024: ...': the whole message says where and what.
+  if (code === 'ERR_UDPCOM_PCAP') return { code, message, fix: 'udpcom replays pcap and pcapng files: see what this one holds with capinfos FILE or tshark -r FILE' }
   if (code === 'ERR_UDPCOM_HWTSTAMP_UNSUPPORTED') return { code, message: text, fix: 'use --timestamping software' }
   // udpcom's own argument errors are the command line's values, checked by the engine.
   if (code === 'ERR_OUT_OF_RANGE' || code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_SOCKET_BAD_PORT') {

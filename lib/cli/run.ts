@@ -1,14 +1,12 @@
-// The loop every measuring command runs: a status line a few times a second (on a terminal),
-// one sample per interval, until the run ends by itself (a count reached, a stream done), its
-// --duration is over, or Ctrl-C.
+// The loop every measuring command runs (runTimers, until.ts): a status line a few times a
+// second (on a terminal), one sample per interval, until the run ends by itself (a count
+// reached, a stream done), its --duration is over, or Ctrl-C; and the options that say when.
 
 import type { UdpComOptions } from '../types'
 import { stringValue, type Context, type OptionSpec, type Values } from './command'
 import { UsageError } from './errors'
 import { parseCount, parseDuration, parseInteger } from './units'
-
-/** How often the status line is redrawn on a terminal, ms. */
-export const STATUS_EVERY_MS = 250
+import { runTimers } from './until'
 
 export interface RunLoop {
   /** Interval of the samples (plain lines, JSON intervals, report samples), ns. */
@@ -23,28 +21,12 @@ export interface RunLoop {
   ended?: Promise<string>
 }
 
-/** Runs until `ended`, the duration or Ctrl-C; resolves with the reason ('duration', 'interrupted' or ended's). */
+/** Runs until `ended`, the duration or Ctrl-C (runTimers); resolves with the reason ('duration', 'interrupted' or ended's). */
 export async function runUntil(context: Context, loop: RunLoop): Promise<string> {
-  const { output, signal } = context
-  let finished: (reason: string) => void = () => {}
-  const done = new Promise<string>((resolve) => {
-    finished = resolve
-  })
-  loop.ended?.then(finished, () => finished('failed'))
-  const statusTimer = output.mode === 'status' ? setInterval(() => output.status(loop.status()), STATUS_EVERY_MS) : undefined
-  const intervalTimer = setInterval(loop.interval, loop.intervalNs / 1e6)
-  const durationTimer = loop.durationNs === undefined ? undefined : setTimeout(() => finished('duration'), loop.durationNs / 1e6)
-  const onAbort = (): void => finished('interrupted')
-  if (signal.aborted) onAbort()
-  signal.addEventListener('abort', onAbort, { once: true })
-  try {
-    return await done
-  } finally {
-    signal.removeEventListener('abort', onAbort)
-    clearInterval(statusTimer)
-    clearInterval(intervalTimer)
-    clearTimeout(durationTimer)
-  }
+  const timers = runTimers(context, { intervalNs: loop.intervalNs, durationNs: loop.durationNs, status: loop.status, interval: loop.interval })
+  loop.ended?.then(timers.finish, () => timers.finish('failed'))
+  if (context.signal.aborted) timers.finish('interrupted')
+  return timers.ended
 }
 
 /** When a run ends by itself, and how often it samples: --count, --duration, --interval. */

@@ -1,40 +1,20 @@
 // A command's final summary: the rows of the report's summary table, printed as aligned
-// `label  value` lines (or the record as JSON), so that the terminal and the report say the same.
+// `label  value` lines (rows.ts; or the record as JSON), so that the terminal and the report say
+// the same; and writing the report.
 
 import { accessSync, constants } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 
-import { formatBitRate, formatCount, formatNs, formatPps } from '../format'
 import { buildReport, writeReport, type ReportInput } from '../report'
 import type { SummaryRow } from '../report/model'
 import type { Context } from './command'
 import type { Output, Record_ } from './output'
-
-/** A summary row's value as the terminal shows it. */
-export function shownValue(row: SummaryRow): string {
-  if (typeof row.value === 'string') return row.value
-  switch (row.unit) {
-    case 'ns':
-      return formatNs(row.value)
-    case 'pps':
-      return formatPps(row.value)
-    case 'bit/s':
-      return formatBitRate(row.value)
-    case 's':
-      return `${row.value.toFixed(2)} s`
-    case 'bytes':
-      return `${formatCount(row.value)} bytes`
-    case 'ratio':
-      return `${(row.value * 100).toFixed(2)}%`
-    default:
-      return formatCount(row.value)
-  }
-}
+import { rowPairs } from './rows'
 
 /** Prints the summary: `record` in json mode, else `title` (with the problems) and the rows. */
 export function printSummary(output: Output, record: Record_ & { problems: string[] }, title: string, rows: readonly SummaryRow[]): void {
   const problems = record.problems.length > 0 ? ` — ${record.problems.join('; ')}` : ''
-  output.summary(record, `${title}${problems}`, rows.map((row) => [row.label, shownValue(row)]))
+  output.summary(record, `${title}${problems}`, rowPairs(rows))
 }
 
 /** The words for how a run ended, in the summary's title. */

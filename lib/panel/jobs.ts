@@ -1,17 +1,10 @@
-// The panel's jobs: what a form can start (a receiver; a stream job is not written yet, though
-// the engine's streams and report/stream-meter.ts's SendMeter are there), behind one small
-// interface, and the registry that samples them a few times a second for the page.
+// The panel's jobs: what a form can start (a receiver, receiver-job.ts; a native stream,
+// stream-job.ts), behind one small interface, and the registry that samples them a few times
+// a second for the page.
 //
 // A job kind declares its form (FieldSpec[], with the limits the server enforces), the series
 // its samples carry (the report's SeriesSpec, so the page plots them like a report), a parser
-// of the form's values and a start function. Adding the stream job means one more JobKind:
-//
-//   kind 'stream', fields: destination (text, HOST:PORT), ratePps (number, 1..limits.maxRatePps),
-//   size (number, bytes, 0..limits.maxSizeBytes), burst (number, 1..limits.maxBurst),
-//   durationS (number, 1..limits.maxDurationS: a stream from the panel always ends),
-//   header (select: udpcom, iperf2, none), priority (number, 0..99), cpu (number);
-//   start: a send-only UdpCom connected to the destination and `udp.startStream(...)`;
-//   sample: sent, late and lateness from the stream's statistics; stop: `stream.stop()`.
+// of the form's values and a start function. Another kind of job is one more JobKind.
 
 import type { SeriesSpec } from '../report/model'
 import type { FieldSpec, JobInfo, JobKindInfo, JobState, PanelLimits, PanelUpdate } from './protocol'

@@ -21,6 +21,7 @@ import { DEFAULT_LIMITS, FormError, JobRegistry, type JobKind } from './jobs'
 import type { PanelLimits, PanelState, PanelUpdate } from './protocol'
 import { receiverJobKind } from './receiver-job'
 import { allowedHosts, checkRequest, newToken } from './security'
+import { streamJobKind } from './stream-job'
 
 /** Largest request body, bytes. */
 export const MAX_BODY_BYTES = 16 * 1024
@@ -39,7 +40,7 @@ export interface PanelOptions {
   /** Host names (besides localhost and the machine's addresses) the panel answers to. */
   allowHosts?: string[]
   limits?: Partial<PanelLimits>
-  /** The job kinds its forms offer; default: the receiver. */
+  /** The job kinds its forms offer; default: the receiver and the stream. */
   kinds?: JobKind[]
 }
 
@@ -126,7 +127,7 @@ export async function startPanel(options: PanelOptions = {}): Promise<Panel> {
   const host = options.host ?? '127.0.0.1'
   const token = options.token ?? newToken()
   const limits: PanelLimits = { ...DEFAULT_LIMITS, ...options.limits }
-  const jobs = new JobRegistry(options.kinds ?? [receiverJobKind], limits)
+  const jobs = new JobRegistry(options.kinds ?? [receiverJobKind, streamJobKind], limits)
   const serverId = randomUUID()
   const startedAtMs = Date.now()
   const streams = new Set<ServerResponse>()

@@ -201,7 +201,7 @@ async function reload() {
   if (restarted) main.appendChild(element('p', 'The server restarted: the jobs of its previous run ended with it.', 'note'))
   for (const kind of fresh.kinds) main.appendChild(drawForm(kind))
   const limits = fresh.limits
-  main.appendChild(element('p', `Limits: ${limits.maxJobs} jobs at once, ${limits.maxDurationS} s each.`, 'meta'))
+  main.appendChild(element('p', `Limits: ${limits.maxJobs} jobs at once, ${limits.maxDurationS} s each; streams up to ${limits.maxRatePps} pps, ${limits.maxSizeBytes} bytes, bursts of ${limits.maxBurst}.`, 'meta'))
   const jobsArea = element('div')
   jobsArea.id = 'jobs'
   main.appendChild(jobsArea)
