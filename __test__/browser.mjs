@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import assert from 'node:assert/strict'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 export const CHROMIUM = '/usr/bin/chromium'
 /** Screenshots the tests keep (gitignored). */
@@ -71,4 +72,27 @@ export function canvases(page, selector = 'body') {
       return { width, height, drawn, kind: canvas.closest('figure')?.dataset.kind ?? null }
     })
   }, selector)
+}
+
+/** Opens `file` in Chromium: the plots drawn, no errors, no request but the file; keeps a screenshot. */
+export async function checkReportInBrowser(t, file, screenshot, expectedPlots) {
+  const browser = await openBrowser()
+  try {
+    const { page, problems, requests } = browser
+    await page.goto(pathToFileURL(file).href)
+    await page.waitForSelector('table.findings')
+    const drawn = await canvases(page)
+    t.diagnostic(`plots: ${drawn.map((c) => `${c.kind} ${c.width}x${c.height} (${c.drawn} px)`).join(', ')}`)
+    assert.deepEqual(drawn.map((c) => c.kind), expectedPlots)
+    for (const canvas of drawn) {
+      assert.ok(canvas.width > 0 && canvas.height > 0, `${canvas.kind}: a canvas of ${canvas.width}x${canvas.height}`)
+      assert.ok(canvas.drawn > 1000, `${canvas.kind}: something is drawn (${canvas.drawn} pixels)`)
+    }
+    assert.ok((await page.locator('table.findings tbody tr').count()) > 0, "the doctor's findings are there")
+    assert.deepEqual(problems, [])
+    assert.deepEqual(requests, [pathToFileURL(file).href], 'no request beyond the file: it works offline')
+    await page.screenshot({ path: artifact(screenshot), fullPage: true })
+  } finally {
+    await browser.close()
+  }
 }

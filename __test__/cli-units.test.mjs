@@ -79,6 +79,10 @@ test('integers in a range', () => {
 
 test('formatters: three significant digits, the unit a person reads', () => {
   assert.equal(units.formatSi(999), '999')
+  assert.equal(units.formatWithUnit(999.9, 'pps'), '1.00 kpps', 'rounding up to the next prefix')
+  assert.equal(units.formatSi(999_999), '1.00M')
+  assert.equal(units.formatNs(999_600), '1.00 ms')
+  assert.equal(units.formatNs(999.6), '1.00 µs')
   assert.equal(units.formatSi(12_345), '12.3k')
   assert.equal(units.formatSi(4_560_000), '4.56M')
   assert.equal(units.formatWithUnit(10_000, 'pps'), '10.0 kpps')

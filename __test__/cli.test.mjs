@@ -11,13 +11,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { isRoot, oneLineError, runNode, startNode, until } from './helpers.mjs'
+import { CLI_MAIN, isRoot, jsonLines, oneLineError, runCli, runNode, startCli, startNode, until, vethPair } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const main = join(root, 'dist/cli/main.js')
-const cli = (args, options) => runNode([main, ...args], options)
-const startCli = (args, options) => startNode([main, ...args], options)
-const jsonLines = (stdout) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
+const main = CLI_MAIN
+const cli = runCli
 
 /** Sends `count` datagrams of `size` bytes to host:port, `perTick` every ms. */
 async function sendDatagrams(host, port, count, { size = 64, perTick = 10, type = 'udp4' } = {}) {
@@ -44,10 +42,10 @@ async function startRecv(args) {
 test('help: the top level, every command, --version; exit 0', async () => {
   const top = await cli(['--help'])
   assert.equal(top.code, 0)
-  for (const name of ['recv', 'doctor', 'panel']) assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'))
+  for (const name of ['send', 'recv', 'ping', 'reflect', 'doctor', 'panel']) assert.match(top.stdout, new RegExp(`^  ${name} `, 'm'))
   assert.match(top.stdout, /Exit codes: 0 ok, 1 a measured problem/)
   assert.deepEqual((await cli([])).stdout, top.stdout)
-  for (const name of ['recv', 'doctor', 'panel']) {
+  for (const name of ['send', 'recv', 'ping', 'reflect', 'doctor', 'panel']) {
     const help = await cli([name, '--help'])
     assert.equal(help.code, 0)
     assert.match(help.stdout, new RegExp(`^usage: udpcom ${name}`))
@@ -58,7 +56,7 @@ test('help: the top level, every command, --version; exit 0', async () => {
 })
 
 test('usage errors: one line naming the fix, exit 2', async () => {
-  oneLineError(await cli(['bogus']), /^udpcom: unknown command 'bogus' \(commands: recv, [a-z, ]*doctor, panel[a-z, ]*\)\. fix: see udpcom --help$/)
+  oneLineError(await cli(['bogus']), /^udpcom: unknown command 'bogus' \(commands: send, recv, ping, reflect, replay, capture, doctor, panel\)\. fix: see udpcom --help$/)
   oneLineError(await cli(['recv']), /give the port to listen on: udpcom recv \[HOST:\]PORT\. fix: see udpcom recv --help$/)
   oneLineError(await cli(['recv', '0', '--frob']), /Unknown option '--frob'\. fix: see udpcom recv --help$/)
   oneLineError(await cli(['recv', '0', '--count']), /--count.*fix: see udpcom recv --help$/)
@@ -208,18 +206,9 @@ test('recv until Ctrl-C: SIGINT ends it with the summary', async () => {
 
 test('recv across a veth pair: a sender in another network namespace', async (t) => {
   if (!isRoot) return t.skip('needs root to create network namespaces')
-  const id = `${process.pid % 100_000}${Math.floor(Math.random() * 1000)}`
-  const [nsA, nsB] = [`udpcom-cla-${id}`, `udpcom-clb-${id}`]
-  const [vethA, vethB] = [`cla${id}`.slice(0, 15), `clb${id}`.slice(0, 15)]
-  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  const hosts = vethPair('cl', '10.201.9')
+  const [nsA, nsB] = [hosts.a.ns, hosts.b.ns]
   try {
-    ip('netns', 'add', nsA)
-    ip('netns', 'add', nsB)
-    ip('link', 'add', vethA, 'netns', nsA, 'type', 'veth', 'peer', 'name', vethB, 'netns', nsB)
-    ip('-n', nsA, 'addr', 'add', '10.201.9.1/24', 'dev', vethA)
-    ip('-n', nsB, 'addr', 'add', '10.201.9.2/24', 'dev', vethB)
-    ip('-n', nsA, 'link', 'set', vethA, 'up')
-    ip('-n', nsB, 'link', 'set', vethB, 'up')
     const run = startNode(['netns', 'exec', nsB, process.execPath, main, 'recv', '10.201.9.2:0', '--count', '1000', '--duration', '10s', '--json'], { command: 'ip' })
     const { port } = JSON.parse(await run.waitFor(/"type":"listening"/))
     // Ten at a time, each batch once the last one left (closing a socket cancels what it has not sent).
@@ -233,6 +222,6 @@ test('recv across a veth pair: a sender in another network namespace', async (t)
     assert.equal(summary.received, 1000)
     assert.equal(summary.bytes, 200_000)
   } finally {
-    for (const ns of [nsA, nsB]) spawnSync('ip', ['netns', 'del', ns])
+    hosts.remove()
   }
 })

@@ -3,20 +3,12 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import dgram from 'node:dgram'
 import { fileURLToPath } from 'node:url'
 
-import { runNode, isRoot, until } from './helpers.mjs'
+import { freePort, runNode, isRoot, until } from './helpers.mjs'
 
 const example = (name) => fileURLToPath(new URL(`../examples/${name}`, import.meta.url))
 
-async function freePort() {
-  const socket = dgram.createSocket('udp4')
-  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
-  const { port } = socket.address()
-  await new Promise((resolve) => socket.close(resolve))
-  return port
-}
 
 /** Runs the translated Python example on `port`; returns how late its first trigger arrived. */
 async function runOriginal(port) {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { basename, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -189,4 +189,51 @@ export async function runAsNobody(script) {
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
+}
+
+/**
+ * Two hosts on this machine (root): network namespaces `a` and `b` joined by a veth pair,
+ * addresses `${subnet}.1` and `${subnet}.2`/24, both links up, names unique per call.
+ * `remove()` deletes both namespaces (and so the pair).
+ */
+export function vethPair(tag, subnet) {
+  const id = `${process.pid % 100_000}${Math.floor(Math.random() * 1000)}`
+  const pair = {
+    a: { ns: `udpcom-${tag}a-${id}`, veth: `${tag}a${id}`.slice(0, 15), address: `${subnet}.1` },
+    b: { ns: `udpcom-${tag}b-${id}`, veth: `${tag}b${id}`.slice(0, 15), address: `${subnet}.2` },
+    remove() {
+      for (const side of [pair.a, pair.b]) spawnSync('ip', ['netns', 'del', side.ns])
+    },
+  }
+  const ip = (...args) => execFileSync('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+  try {
+    ip('netns', 'add', pair.a.ns)
+    ip('netns', 'add', pair.b.ns)
+    ip('link', 'add', pair.a.veth, 'netns', pair.a.ns, 'type', 'veth', 'peer', 'name', pair.b.veth, 'netns', pair.b.ns)
+    for (const side of [pair.a, pair.b]) {
+      ip('-n', side.ns, 'addr', 'add', `${side.address}/24`, 'dev', side.veth)
+      ip('-n', side.ns, 'link', 'set', side.veth, 'up')
+    }
+  } catch (error) {
+    pair.remove()
+    throw error
+  }
+  return pair
+}
+
+/** The udpcom command (dist/cli/main.js), run as a user runs it. */
+export const CLI_MAIN = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url))
+export const runCli = (args, options) => runNode([CLI_MAIN, ...args], options)
+export const startCli = (args, options) => startNode([CLI_MAIN, ...args], options)
+/** The JSON objects of a command's --json output, one per line. */
+export const jsonLines = (stdout) => stdout.trim().split('\n').filter(Boolean).map((line) => JSON.parse(line))
+
+/** A UDP port nobody listens on (bound, then closed). */
+export async function freePort() {
+  const { default: dgram } = await import('node:dgram')
+  const socket = dgram.createSocket('udp4')
+  await new Promise((resolve) => socket.bind(0, '127.0.0.1', resolve))
+  const { port } = socket.address()
+  await new Promise((resolve) => socket.close(resolve))
+  return port
 }

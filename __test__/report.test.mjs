@@ -13,7 +13,7 @@ import { pathToFileURL, fileURLToPath } from 'node:url'
 import { createRequire } from 'node:module'
 
 import { MS, now, pair, startNode } from './helpers.mjs'
-import { artifact, browserMissing, canvases, openBrowser } from './browser.mjs'
+import { browserMissing, checkReportInBrowser, openBrowser } from './browser.mjs'
 
 const require = createRequire(import.meta.url)
 const report = require('../dist/report/index.js')
@@ -78,28 +78,6 @@ test('renderReport: data embedded as JSON that cannot close its script element',
   assert.deepEqual(JSON.parse(embedded), data)
   assert.match(html, /Content-Security-Policy" content="default-src 'none'/)
 })
-
-/** Opens `file` in Chromium: the plots drawn, no errors, no request but the file; keeps a screenshot. */
-async function checkInBrowser(t, file, screenshot, expectedPlots) {
-  const browser = await openBrowser()
-  try {
-    const { page, problems, requests } = browser
-    await page.goto(pathToFileURL(file).href)
-    await page.waitForSelector('table.findings')
-    const drawn = await canvases(page)
-    t.diagnostic(`plots: ${drawn.map((c) => `${c.kind} ${c.width}x${c.height} (${c.drawn} px)`).join(', ')}`)
-    assert.deepEqual(drawn.map((c) => c.kind), expectedPlots)
-    for (const canvas of drawn) {
-      assert.ok(canvas.width > 0 && canvas.height > 0, `${canvas.kind}: a canvas of ${canvas.width}x${canvas.height}`)
-      assert.ok(canvas.drawn > 1000, `${canvas.kind}: something is drawn (${canvas.drawn} pixels)`)
-    }
-    assert.deepEqual(problems, [])
-    assert.deepEqual(requests, [pathToFileURL(file).href], 'no request beyond the file: it works offline')
-    await page.screenshot({ path: artifact(screenshot), fullPage: true })
-  } finally {
-    await browser.close()
-  }
-}
 
 test('a report of a real timed send, in Chromium: lateness histogram (log-log), lateness, jitter and loss over time', async (t) => {
   const missing = browserMissing()
@@ -173,7 +151,7 @@ test('a report of a real timed send, in Chromium: lateness histogram (log-log), 
     })
     const file = join(dir, 'send.html')
     report.writeReport(file, data)
-    await checkInBrowser(t, file, 'report-send.png', ['histogram-lateness', 'rate', 'lateness', 'jitter', 'loss'])
+    await checkReportInBrowser(t, file, 'report-send.png', ['histogram-lateness', 'rate', 'lateness', 'jitter', 'loss'])
     if (process.env.UDPCOM_DOCS_SCREENSHOTS === '1') {
       const browser = await openBrowser({ width: 1100, height: 1000 })
       await browser.page.goto(pathToFileURL(file).href)
@@ -210,7 +188,7 @@ test('udpcom recv --report against a real sender, in Chromium', async (t) => {
     assert.equal(data.summary.find((r) => r.key === 'received').value, 1000)
     assert.ok(data.series.timeS.length >= 1)
     assert.ok(data.findings.some((f) => f.id === 'rt-permission'))
-    await checkInBrowser(t, file, 'report-recv.png', ['histogram-interArrival', 'rate', 'lateness', 'jitter', 'loss'])
+    await checkReportInBrowser(t, file, 'report-recv.png', ['histogram-interArrival', 'rate', 'lateness', 'jitter', 'loss'])
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

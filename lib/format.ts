@@ -9,7 +9,8 @@ function siParts(value: number): [string, string] {
     [1e6, 'M'],
     [1e3, 'k'],
   ] as const) {
-    if (abs >= scale) return [(value / scale).toPrecision(3), prefix]
+    // 999.99 rounds to 1000 at three digits: that is 1.00k, not 1.00e+3.
+    if (Number(abs.toPrecision(3)) >= scale) return [(value / scale).toPrecision(3), prefix]
   }
   return [Number.isInteger(value) ? String(value) : value.toPrecision(3), '']
 }
@@ -27,7 +28,8 @@ export function formatWithUnit(value: number, unit: string): string {
 
 /** A duration in ns as people read it: `850 ns`, `12.3 µs`, `4.56 ms`, `1.20 s`. */
 export function formatNs(ns: number): string {
-  const abs = Math.abs(ns)
+  // As shown, three digits: 999,600 ns is 1.00 ms, not 1.00e+3 µs.
+  const abs = Number(Math.abs(ns).toPrecision(3))
   if (abs < 1e3) return `${Math.round(ns)} ns`
   if (abs < 1e6) return `${(ns / 1e3).toPrecision(3)} µs`
   if (abs < 1e9) return `${(ns / 1e6).toPrecision(3)} ms`

@@ -100,3 +100,10 @@ export function stringValue(values: Values, name: string): string | undefined {
   const value = values[name]
   return typeof value === 'string' ? value : undefined
 }
+
+/** The one positional argument of a command; a UsageError saying `missing` without one, or for a second. */
+export function onePositional(positionals: string[], command: string, missing: string): string {
+  if (positionals.length === 0) throw new UsageError(missing, command)
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`, command)
+  return positionals[0]!
+}

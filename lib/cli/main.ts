@@ -14,18 +14,26 @@ import { doctorCommand } from './doctor'
 import { explain, UsageError } from './errors'
 import { Output, type Stream } from './output'
 import { panelCommand } from './panel'
+import { pingCommand } from './ping'
 import { recvCommand } from './recv'
+import { reflectCommand } from './reflect'
 import { replayCommand } from './replay'
+import { sendCommand } from './send'
 
-/** The commands, in the order `udpcom --help` lists them. */
-export const COMMANDS: readonly Command[] = [recvCommand, replayCommand, captureCommand, doctorCommand, panelCommand]
+/**
+ * The commands, in the order `udpcom --help` lists them: a native test stream (send) and its
+ * receiver (recv, which also analyses streams, joins multicast groups and captures), round trips
+ * (ping through reflect), pcap files (replay, capture), the machine check (doctor) and the live
+ * panel.
+ */
+export const COMMANDS: readonly Command[] = [sendCommand, recvCommand, pingCommand, reflectCommand, replayCommand, captureCommand, doctorCommand, panelCommand]
 
 function topHelp(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))
   return [
     'usage: udpcom <command> [options]',
     '',
-    wrap('Deterministic UDP on Linux: receive and measure, replay and capture pcap files, check what decides timing on this machine, watch it live in a browser.', 90),
+    wrap('Deterministic UDP on Linux: send timed test streams, receive and analyse them, measure round trips, replay and capture pcap files, check what decides timing on this machine, watch it live in a browser.', 90),
     '',
     'commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),

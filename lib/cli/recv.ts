@@ -3,66 +3,64 @@
 //
 // Without a stream header it measures what a receiver alone can: arrivals, what the kernel and
 // the receive ring dropped, inter-arrival times from the arrival stamps, and the delivery
-// latency. Loss by sequence number, reordering, one-way latency and lateness come with
-// `--analyze` once the engine analyses streams natively; `--capture` with capture files;
-// `--group/--interface` with multicast membership.
-
-import { accessSync, constants } from 'node:fs'
-import { dirname, resolve } from 'node:path'
+// latency. With `--analyze udpcom|iperf2` the receive worker also reads every datagram's stream
+// header natively (getStreamStats()): loss by sequence number, reordering, duplicates, jitter,
+// one-way latency and (udpcom header) lateness against the sender's target times; loss is a
+// measured problem (exit code 1). `--group` joins a multicast group (`--source`: source-specific)
+// on `--interface`; `--capture FILE` writes every received datagram to a pcapng (or .pcap) file
+// from the native capture writer.
 
 import { formatBitRate, formatCount, formatNs, formatPps } from '../format'
-import type { PacketStats } from '../types'
+import type { Capture } from '../capture'
+import type { CaptureResult, PacketStats, StreamStats } from '../types'
 import { UdpCom } from '../udpcom'
-import { buildReport, fromBuckets, SeriesRecorder, writeReport } from '../report'
+import { fromBuckets, SeriesRecorder } from '../report'
 import type { SummaryRow } from '../report/model'
 import { RECEIVE_SERIES, ReceiveMeter, type ReceiveSample } from '../report/receive-meter'
-import { stringValue, type Command, type Context, type Values } from './command'
+import { ANALYSIS_SERIES, AnalysisMeter, analysisTotals, type AnalysisSample, type AnalysisTotals } from '../report/stream-meter'
+import { onePositional, stringValue, type Command, type Context, type Values } from './command'
 import { formatEndpoint, parseEndpoint } from './endpoint'
-import { rowPairs } from './rows'
 import { UsageError } from './errors'
-import { parseCount, parseDuration, parseInteger } from './units'
-import { runTimers } from './until'
+import { parseRunLimits, parseScheduling, RUN_LIMIT_OPTIONS, runUntil, SCHEDULING_OPTIONS, schedulingOptions, type RunLimits, type Scheduling } from './run'
+import { checkReportPath, endedText, printSummary, writeRunReport } from './summary'
 
-interface RecvOptions {
-  count: number | undefined
-  durationNs: number | undefined
-  intervalNs: number
+interface RecvOptions extends RunLimits, Scheduling {
   report: string | undefined
-  cpu: number | undefined
-  priority: number | undefined
   timestamping: 'software' | 'none'
+  analyze: 'udpcom' | 'iperf2' | undefined
+  group: string | undefined
+  source: string | undefined
+  interface: string | undefined
+  capture: string | undefined
 }
 
 function recvOptions(values: Values): RecvOptions {
   const text = (name: string): string | undefined => stringValue(values, name)
-  const countText = text('count')
-  const durationText = text('duration')
-  const intervalText = text('interval')
-  const cpuText = text('cpu')
-  const priorityText = text('priority')
   const timestamping = text('timestamping') ?? 'software'
   if (timestamping !== 'software' && timestamping !== 'none') {
     throw new UsageError(`--timestamping '${timestamping}' must be software or none`, 'recv')
   }
-  const count = countText === undefined ? undefined : parseCount(countText, '--count')
-  if (count === 0) throw new UsageError('--count must be at least 1', 'recv')
-  const intervalNs = intervalText === undefined ? 1e9 : parseDuration(intervalText, '--interval')
-  if (intervalNs < 100e6) throw new UsageError('--interval must be at least 100ms', 'recv')
-  const durationNs = durationText === undefined ? undefined : parseDuration(durationText, '--duration')
-  if (durationNs === 0) throw new UsageError('--duration must be above 0', 'recv')
+  const analyze = text('analyze')
+  if (analyze !== undefined && analyze !== 'udpcom' && analyze !== 'iperf2') throw new UsageError(`--analyze '${analyze}' must be udpcom or iperf2`, 'recv')
+  const group = text('group')
+  if (group === undefined && text('source') !== undefined) throw new UsageError('--source names the sender of a source-specific group: give --group too', 'recv')
+  if (group === undefined && text('interface') !== undefined) throw new UsageError('--interface names where --group is joined: give --group too', 'recv')
   return {
-    count,
-    durationNs,
-    intervalNs,
+    ...parseRunLimits(values, 'recv'),
+    ...parseScheduling(values),
     report: text('report'),
-    cpu: cpuText === undefined ? undefined : parseInteger(cpuText, '--cpu', 0, 1023),
-    priority: priorityText === undefined ? undefined : parseInteger(priorityText, '--priority', 1, 99),
     timestamping,
+    analyze,
+    group,
+    source: text('source'),
+    interface: text('interface'),
+    capture: text('capture'),
   }
 }
 
 /** The live status line: the totals now, the rates of the last full interval. */
-function statusText(where: string, meter: ReceiveMeter, last: ReceiveSample | undefined, stats: PacketStats): string {
+function statusText(where: string, meter: ReceiveMeter, last: ReceiveSample | undefined, stats: PacketStats, streams: StreamStats[] | undefined): string {
+  const analysed = streams === undefined ? [] : analysisStatus(analysisTotals(streams))
   return [
     `recv ${where}`,
     `${meter.elapsedS().toFixed(1)} s`,
@@ -70,16 +68,26 @@ function statusText(where: string, meter: ReceiveMeter, last: ReceiveSample | un
     formatPps(last?.ratePps ?? 0),
     formatBitRate(last?.bitRate ?? 0),
     `dropped ${formatCount(ReceiveMeter.dropped(stats))}`,
+    ...analysed,
     `p99 delivery ${stats.nPacketsDelivered > 0 ? formatNs(stats.p99DeliveryLatencyNs) : '–'}`,
   ].join('  ')
 }
 
-function intervalText(sample: ReceiveSample): string {
+/** The stream analysis's part of the status line: loss, reordering, lateness. */
+function analysisStatus(totals: AnalysisTotals): string[] {
+  const parts = [`lost ${formatCount(totals.lost)}`, `reordered ${formatCount(totals.reordered)}`]
+  if (totals.latenessP99Ns > 0) parts.push(`p99 lateness ${formatNs(totals.latenessP99Ns)}`)
+  else if (totals.received > 0) parts.push(`p99 one-way ${formatNs(totals.oneWayLatencyP99Ns)}`)
+  return parts
+}
+
+function intervalText(sample: ReceiveSample & Partial<AnalysisSample>): string {
   const gaps =
     sample.interArrivalMeanNs === null
       ? ''
       : `  inter-arrival ${formatNs(sample.interArrivalMeanNs)}${sample.interArrivalJitterNs === null ? '' : ` ±${formatNs(sample.interArrivalJitterNs)}`} (max ${formatNs(sample.interArrivalMaxNs ?? 0)})`
-  return `${sample.timeS.toFixed(1).padStart(7)} s  received ${formatCount(sample.received)}  ${formatPps(sample.ratePps)}  ${formatBitRate(sample.bitRate)}  dropped ${sample.dropped}${gaps}`
+  const analysis = sample.lost === undefined ? '' : `  lost ${sample.lost}  reordered ${sample.reordered}  duplicates ${sample.duplicates}${sample.jitterNs === null ? '' : `  jitter ${formatNs(sample.jitterNs ?? 0)}`}`
+  return `${sample.timeS.toFixed(1).padStart(7)} s  received ${formatCount(sample.received)}  ${formatPps(sample.ratePps)}  ${formatBitRate(sample.bitRate)}  dropped ${sample.dropped}${analysis}${gaps}`
 }
 
 /** Runs until the count is reached, the duration is over, or Ctrl-C. */
@@ -88,54 +96,79 @@ async function receive(options: RecvOptions, host: string, port: number, context
   const udp = new UdpCom(host, port, host, 0, {
     direction: 1,
     timestamping: options.timestamping,
-    ...(options.cpu === undefined ? {} : { cpu: options.cpu }),
-    ...(options.priority === undefined ? {} : { priority: options.priority }),
+    ...(options.analyze === undefined ? {} : { analyze: options.analyze }),
+    // Several receivers of one group on this host each get every datagram.
+    ...(options.group === undefined ? {} : { reuseAddress: true }),
+    ...schedulingOptions(options),
   })
+  let capture: Capture | undefined
   try {
     udp.initSocket()
+    if (options.group !== undefined && options.source !== undefined) udp.addSourceSpecificMembership(options.source, options.group, options.interface)
+    else if (options.group !== undefined) udp.addMembership(options.group, options.interface)
     udp.start()
+    if (options.capture !== undefined) capture = udp.capture(options.capture)
   } catch (error) {
     udp.closeSocket()
     throw error
   }
   const where = formatEndpoint({ host, port: udp.localPort })
   const startedAt = new Date()
-  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => timers.finish('count') })
-  const recorder = new SeriesRecorder(RECEIVE_SERIES, options.intervalNs)
+  let reachedCount: (reason: string) => void = () => {}
+  const counted = new Promise<string>((resolve) => {
+    reachedCount = resolve
+  })
+  const meter = new ReceiveMeter(udp, options.count === undefined ? {} : { maxCount: options.count, onLimit: () => reachedCount('count') })
+  const analysis = options.analyze === undefined ? undefined : new AnalysisMeter(() => udp.getStreamStats())
+  const recorder = new SeriesRecorder(analysis === undefined ? RECEIVE_SERIES : [...RECEIVE_SERIES, ...ANALYSIS_SERIES], options.intervalNs)
+  const joined = options.group === undefined ? '' : `, joined ${options.source === undefined ? '' : `${options.source} → `}${options.group}${options.interface === undefined ? '' : ` on ${options.interface}`}`
   output.event(
     'listening',
-    { address: host, port: udp.localPort, count: options.count ?? null, durationNs: options.durationNs ?? null },
-    `udpcom recv: listening on ${where}${options.count ? `, for ${formatCount(options.count)} datagrams` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''} (Ctrl-C ends)`,
+    {
+      address: host,
+      port: udp.localPort,
+      count: options.count ?? null,
+      durationNs: options.durationNs ?? null,
+      ...(options.group === undefined ? {} : { group: options.group, source: options.source ?? null, interface: options.interface ?? null }),
+      ...(options.analyze === undefined ? {} : { analyze: options.analyze }),
+      ...(options.capture === undefined ? {} : { capture: options.capture }),
+    },
+    `udpcom recv: listening on ${where}${joined}${options.count ? `, for ${formatCount(options.count)} datagrams` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''}${options.analyze ? `, analysing ${options.analyze} headers` : ''}${options.capture ? `, capturing to ${options.capture}` : ''} (Ctrl-C ends)`,
   )
 
   let recorded: ReceiveSample | undefined
+  let lastSample: ReceiveSample | undefined
   const record = (sample: ReceiveSample): void => {
     recorded = sample
-    recorder.add(sample.timeS, { ...sample })
-    output.interval({ ...sample }, intervalText(sample))
+    const analysed = analysis?.sample()
+    const values = analysed === undefined ? { ...sample } : { ...sample, ...analysed }
+    recorder.add(sample.timeS, values)
+    output.interval(values, intervalText(values))
   }
-  let lastSample: ReceiveSample | undefined
-  const timers = runTimers(context, {
+  const reason = await runUntil(context, {
     intervalNs: options.intervalNs,
     durationNs: options.durationNs,
-    status: () => statusText(where, meter, lastSample, meter.stats()),
+    status: () => statusText(where, meter, lastSample, meter.stats(), analysis === undefined ? undefined : udp.getStreamStats()),
     interval: () => {
       lastSample = meter.sample()
       record(lastSample)
     },
+    ended: counted,
   })
-  const reason = await timers.ended
   // The last, partial interval: always when datagrams arrived or were dropped in it (the last
   // interval's totals are the run's), else only when it is not very short (a rate over a few
   // milliseconds would mean little).
   const tail = meter.sample()
   const changed = recorded === undefined || tail.received !== recorded.received || tail.droppedTotal !== recorded.droppedTotal
   if (changed || tail.intervalNs >= 50e6) record(tail)
+  // Everything captured is written before the workers stop (close() is exact).
+  const captured = capture === undefined ? undefined : await capture.close()
   udp.stop()
   const stats = udp.getPacketStats()
+  const streams = analysis === undefined ? undefined : udp.getStreamStats()
   udp.closeSocket()
   output.clearStatus()
-  return finish({ options, where, reason, meter, stats, recorder, startedAt, context })
+  return finish({ options, where, reason, meter, stats, streams, captured, recorder, startedAt, context })
 }
 
 interface Finish {
@@ -144,14 +177,44 @@ interface Finish {
   reason: string
   meter: ReceiveMeter
   stats: PacketStats
+  /** The stream analysis (--analyze). */
+  streams: StreamStats[] | undefined
+  /** The capture's counts (--capture). */
+  captured: CaptureResult | undefined
   recorder: SeriesRecorder
   startedAt: Date
   context: Context
 }
 
+/** The stream analysis's rows of the summary. */
+function analysisRows(totals: AnalysisTotals): SummaryRow[] {
+  const worst = totals.streams > 1 ? ` (worst of ${totals.streams} streams)` : ''
+  const rows: SummaryRow[] = [
+    { key: 'streams', label: 'streams', value: totals.streams, unit: 'packets' },
+    { key: 'lost', label: 'lost (missing sequence numbers)', value: totals.lost, unit: 'packets', problem: totals.lost > 0 },
+    { key: 'reordered', label: 'reordered', value: totals.reordered, unit: 'packets' },
+    { key: 'duplicates', label: 'duplicates', value: totals.duplicates, unit: 'packets' },
+  ]
+  if (totals.received === 0) return rows
+  rows.push(
+    { key: 'jitterNs', label: `jitter (RFC 3550)${worst}`, value: totals.jitterNs, unit: 'ns' },
+    { key: 'pdvP99Ns', label: `delay variation p99 (RFC 5481)${worst}`, value: totals.pdvP99Ns, unit: 'ns' },
+    { key: 'oneWayLatencyP50Ns', label: `one-way latency p50${worst}`, value: totals.oneWayLatencyP50Ns, unit: 'ns' },
+    { key: 'oneWayLatencyP99Ns', label: `one-way latency p99${worst}`, value: totals.oneWayLatencyP99Ns, unit: 'ns' },
+    { key: 'oneWayLatencyMaxNs', label: `one-way latency max${worst}`, value: totals.oneWayLatencyMaxNs, unit: 'ns' },
+  )
+  if (totals.latenessP99Ns > 0) {
+    rows.push(
+      { key: 'latenessP50Ns', label: `arrival lateness p50${worst}`, value: totals.latenessP50Ns, unit: 'ns' },
+      { key: 'latenessP99Ns', label: `arrival lateness p99${worst}`, value: totals.latenessP99Ns, unit: 'ns' },
+      { key: 'latenessMaxNs', label: `arrival lateness max${worst}`, value: totals.latenessMaxNs, unit: 'ns' },
+    )
+  }
+  return rows
+}
+
 /** The summary, the report, the exit code. */
-function finish({ options, where, reason, meter, stats, recorder, startedAt, context }: Finish): number {
-  const { output } = context
+function finish({ options, where, reason, meter, stats, streams, captured, recorder, startedAt, context }: Finish): number {
   const elapsedS = meter.elapsedS()
   const arrivalSpanS = meter.firstArrivalNs !== undefined && meter.lastArrivalNs !== undefined ? Number(meter.lastArrivalNs - meter.firstArrivalNs) / 1e9 : 0
   // The mean rate is over the arrivals (first to last), not over the waiting before them.
@@ -167,6 +230,12 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
   } else if (meter.received === 0) {
     problems.push('no datagram arrived')
   }
+  const totals = streams === undefined ? undefined : analysisTotals(streams)
+  if (totals !== undefined) {
+    if (totals.lost > 0) problems.push(`${formatCount(totals.lost)} datagrams lost (missing sequence numbers)`)
+    if (totals.streams === 0 && meter.received > 0) problems.push(`no datagram carried ${options.analyze === 'udpcom' ? "udpcom's" : "iperf 2's"} header (send with udpcom send${options.analyze === 'udpcom' ? ', or use --analyze iperf2' : ' --header iperf2'})`)
+  }
+  if (captured !== undefined && captured.dropped > 0) problems.push(`the capture could not keep ${formatCount(captured.dropped)} datagrams (the disk did not keep up)`)
   const delivered = stats.nPacketsDelivered > 0
   const record = {
     address: where,
@@ -188,6 +257,8 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
     deliveryP99Ns: delivered ? stats.p99DeliveryLatencyNs : null,
     deliveryMaxNs: delivered ? stats.maxDeliveryLatencyNs : null,
     socketReceived: stats.nPacketsReceived,
+    ...(totals === undefined ? {} : { analysis: totals, streams }),
+    ...(captured === undefined ? {} : { capture: { path: options.capture, written: captured.written, dropped: captured.dropped } }),
     problems,
     exitCode: problems.length > 0 ? 1 : 0,
   }
@@ -216,52 +287,66 @@ function finish({ options, where, reason, meter, stats, recorder, startedAt, con
       { key: 'deliveryMaxNs', label: 'delivery latency max', value: stats.maxDeliveryLatencyNs, unit: 'ns' },
     )
   }
-  output.summary(record, `udpcom recv ${where}: ${reason === 'count' ? 'count reached' : reason === 'duration' ? 'duration over' : 'stopped'}${problems.length > 0 ? ` — ${problems.join('; ')}` : ''}`, rowPairs(rows))
+  if (totals !== undefined) rows.push(...analysisRows(totals))
+  if (captured !== undefined) {
+    rows.push(
+      { key: 'captured', label: `captured to ${options.capture!}`, value: captured.written, unit: 'packets' },
+      { key: 'captureDropped', label: 'not captured (the disk did not keep up)', value: captured.dropped, unit: 'packets', problem: captured.dropped > 0 },
+    )
+  }
+  printSummary(context.output, record, `udpcom recv ${where}: ${endedText(reason)}`, rows)
 
   if (options.report !== undefined) {
     const histograms = [gaps.toHistogram('interArrival', 'Inter-arrival times', 'Time between consecutive arrival stamps (kernel receive stamps with --timestamping software), in buckets about 9% wide.')]
     const series = recorder.toTimeSeries()
-    const notes = [
-      'Measured by a receiver alone: loss by sequence number, reordering, one-way latency and lateness against the sender\'s target times need a stream header and the native stream analysis (recv --analyze, which comes with udpcom\'s streams).',
-    ]
+    const notes =
+      totals === undefined
+        ? ["Measured by a receiver alone: loss by sequence number, reordering, one-way latency and lateness against the sender's target times need a stream header: udpcom send, then recv --analyze udpcom."]
+        : [
+            `Stream analysis of ${options.analyze!} headers over ${totals.streams} stream${totals.streams === 1 ? '' : 's'}: counts are summed over the streams, percentiles and jitter are the worst stream's. Loss counts the sequence numbers missing between the first and the highest received.`,
+          ]
     if (recorder.notKept > 0) notes.push(`The time series keeps its first ${series.timeS.length} samples; ${recorder.notKept} later ones are left out.`)
     if (stats.latencyHistogram.length > 0 && stats.nPacketsSent > 0) histograms.push(fromBuckets(stats.latencyHistogram, 'sendLateness', 'Send lateness', 'Departure − target time of sent packets.'))
-    writeReport(
-      options.report,
-      buildReport({ title: `udpcom recv ${where}`, command: context.commandLine, startedAt, endedAt: new Date(), summary: rows, series, histograms, notes }),
-    )
-    output.event('report', { path: options.report }, `report: ${options.report}`)
+    writeRunReport(context, options.report, { title: `udpcom recv ${where}`, startedAt, summary: rows, series, histograms, notes })
   }
   return record.exitCode
 }
 
 export const recvCommand: Command = {
   name: 'recv',
-  summary: 'receive datagrams and measure rate, drops, inter-arrival times and delivery latency',
-  usage: 'recv [HOST:]PORT [--count N | --duration 10s] [--report FILE] [--cpu N] [--priority N] [--json]',
+  summary: 'receive datagrams and measure rate, drops, inter-arrival times; with --analyze loss, reordering, latency',
+  usage: 'recv [HOST:]PORT [--count N | --duration 10s] [--analyze udpcom|iperf2] [--group 239.1.2.3 [--source S] --interface IF] [--capture FILE] [--report FILE] [--cpu N] [--priority N] [--json]',
   description:
     'Listens on HOST:PORT (default host 0.0.0.0; [::] for IPv6; port 0 picks a free one) and counts what arrives: rate, ' +
     'datagrams the kernel or the receive ring dropped, inter-arrival times from the kernel receive stamps, and the receive ' +
-    "path's delivery latency. Ends after --count datagrams, after --duration, or on Ctrl-C, with a summary. Exits with 1 " +
-    'when datagrams were dropped, fewer than --count arrived, or none did.',
+    "path's delivery latency. With --analyze it reads each datagram's stream header natively (udpcom send's, or iperf 2's): " +
+    'loss by sequence number, reordering, duplicates, jitter, one-way latency and lateness. --group joins a multicast group ' +
+    '(--source: only that sender) on --interface; --capture writes what arrives to a pcapng file (.pcap: pcap). Ends after ' +
+    '--count datagrams, after --duration, or on Ctrl-C, with a summary. Exits with 1 when datagrams were dropped or lost, ' +
+    'fewer than --count arrived, or none did.',
   options: {
-    count: { type: 'string', short: 'n', value: 'N', help: 'stop after N datagrams (10k, 1M)' },
-    duration: { type: 'string', short: 't', value: '10s', help: 'stop after this long (500ms, 10s, 2m; a bare number is seconds)' },
-    interval: { type: 'string', short: 'i', value: '1s', help: 'interval of the plain lines, JSON intervals and report samples (default 1s)' },
+    ...RUN_LIMIT_OPTIONS,
     report: { type: 'string', value: 'FILE', help: 'write an HTML report with plots to FILE' },
-    cpu: { type: 'string', value: 'N', help: 'pin the receive thread to CPU N' },
-    priority: { type: 'string', value: 'N', help: 'SCHED_FIFO priority 1..99 for the receive thread' },
+    ...SCHEDULING_OPTIONS,
     timestamping: { type: 'string', value: 'MODE', help: 'software (kernel receive stamps, the default) or none' },
+    analyze: { type: 'string', short: 'a', value: 'HEADER', help: 'analyse the streams: udpcom (udpcom send) or iperf2 (iperf -c -u, udpcom send --header iperf2)' },
+    group: { type: 'string', short: 'g', value: 'GROUP', help: 'join this multicast group (IPv4 or IPv6)' },
+    source: { type: 'string', value: 'ADDRESS', help: 'with --group: hear only this sender (source-specific multicast)' },
+    interface: { type: 'string', value: 'IF', help: 'with --group: the interface to join it on (a name or one of its addresses)' },
+    capture: { type: 'string', short: 'w', value: 'FILE', help: 'capture every received datagram to FILE (pcapng; .pcap: pcap)' },
   },
-  examples: ['udpcom recv 5000 --duration 10s', 'udpcom recv 127.0.0.1:5000 --count 100k --report recv.html', 'udpcom recv [::]:5000 --json'],
+  examples: [
+    'udpcom recv 5000 --duration 10s',
+    'udpcom recv 127.0.0.1:5000 --count 100k --analyze udpcom --report recv.html',
+    'udpcom recv 5004 --group 239.1.2.3 --interface eth1 --analyze udpcom --capture group.pcapng',
+    'udpcom recv [::]:5000 --json',
+  ],
   async run(values, positionals, context) {
-    if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'give the port to listen on: udpcom recv [HOST:]PORT' : `unexpected argument '${positionals[1]}'`, 'recv')
-    }
+    const endpoint = onePositional(positionals, 'recv', 'give the port to listen on: udpcom recv [HOST:]PORT')
     const options = recvOptions(values)
-    const { host, port } = parseEndpoint(positionals[0]!, 'recv', '0.0.0.0', true)
-    // A report that cannot be written should fail now, not after the run.
-    if (options.report !== undefined) accessSync(dirname(resolve(options.report)), constants.W_OK)
+    const { host, port } = parseEndpoint(endpoint, 'recv', '0.0.0.0', true)
+    checkReportPath(options.report)
+    checkReportPath(options.capture)
     return receive(options, host, port, context)
   },
 }

@@ -17,6 +17,8 @@ export function rowText(row: SummaryRow): string {
       return `${row.value.toFixed(2)} s`
     case 'bytes':
       return `${formatCount(row.value)} bytes`
+    case 'ratio':
+      return `${(row.value * 100).toFixed(2)}%`
     default:
       return formatCount(row.value)
   }

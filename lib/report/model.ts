@@ -1,6 +1,6 @@
 // The data a report is drawn from: what a command collects while it runs (time series sampled
 // once a second, histograms, a summary) and the machine's doctor findings. Every command that
-// measures (recv, replay) fills one `ReportData`, and
+// measures (send, recv, ping, replay) fills one `ReportData`, and
 // `renderReport()` turns any of them into the same HTML page. The panel's live plots use the
 // same series descriptions (`SeriesSpec`).
 //

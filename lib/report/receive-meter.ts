@@ -2,7 +2,7 @@
 // datagrams the kernel or the ring dropped, inter-arrival times and their variation from the
 // arrival stamps, and the receive path's delivery latency. Used by `udpcom recv` and the panel's
 // receiver job. Loss by sequence number, reordering and lateness against a sender's target time
-// need the stream header and the native analysis (recv --analyze, with the streams).
+// need the stream header and the native analysis: stream-meter.ts (recv --analyze).
 
 import type { PacketStats, ReceivedPacket } from '../types'
 import type { UdpCom } from '../udpcom'
