@@ -225,3 +225,10 @@ test('recv across a veth pair: a sender in another network namespace', async (t)
     hosts.remove()
   }
 })
+
+test('output into a pipe whose reader went away (| head -1): the command ends quietly, no stack', () => {
+  const result = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${main}" recv 127.0.0.1:0 --duration 5s --interval 100ms | head -1`], { encoding: 'utf8', timeout: 20_000 })
+  assert.match(result.stdout, /^udpcom recv: listening on 127\.0\.0\.1:\d+/)
+  assert.equal(result.stderr, '')
+  assert.equal(result.status, 0)
+})

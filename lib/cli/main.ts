@@ -100,6 +100,14 @@ export async function main(argv: string[], stdout: Stream = process.stdout, stde
 }
 
 if (require.main === module) {
+  // The reader of our output went away (`udpcom recv 5000 | head`): end at once and quietly,
+  // as a command killed by SIGPIPE would, instead of an unhandled 'error' event's stack.
+  const onOutputError = (error: NodeJS.ErrnoException): void => {
+    if (error.code !== 'EPIPE') throw error
+    process.exit(process.exitCode ?? 0)
+  }
+  process.stdout.on('error', onOutputError)
+  process.stderr.on('error', onOutputError)
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code
