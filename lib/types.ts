@@ -126,6 +126,23 @@ export interface UdpComOptions {
    * they arrived): IP_PKTINFO / IPV6_RECVPKTINFO. Default false (it costs a little per packet).
    */
   packetInfo?: boolean
+  /**
+   * UDP segmentation offload on send (UDP_SEGMENT, Linux ≥ 4.18): packets that are due
+   * together, of one size (the last of a run may be shorter) and for one destination, leave as
+   * one message the kernel cuts into datagrams, up to 64 per message. Timing is unchanged: only
+   * packets already due are grouped. Not used while transmit timestamps are on (the kernel would
+   * stamp only the first datagram). If the kernel or the device refuses (EIO, EINVAL), those
+   * packets are sent again one by one and the socket stops using GSO (nGsoFallbacks).
+   * Default true where the kernel supports it; getSocketInfo().gso tells.
+   */
+  gso?: boolean
+  /**
+   * UDP receive offload (UDP_GRO, Linux ≥ 5.0): the kernel may hand a run of datagrams of one
+   * flow to the socket as one buffer, which the receiver splits into ordinary packets (all
+   * counted as datagrams). Packets split from one buffer share its kernel receive stamp.
+   * Default true where the kernel supports it; getSocketInfo().gro tells.
+   */
+  gro?: boolean
   /** Aborting it closes the instance, like closeSocket() (as dgram.createSocket's signal). */
   signal?: AbortSignal
 }
@@ -308,6 +325,11 @@ export interface PacketStats {
    * without their kernel stamp.
    */
   nControlTruncated: number
+  /**
+   * GSO sends the kernel or device refused (EIO: no checksum offload; EINVAL): their packets
+   * were sent again one by one, and the socket stopped using GSO (getSocketInfo().gso false).
+   */
+  nGsoFallbacks: number
   /** Received datagrams analysed or reflected and not handed to JavaScript (`deliver: false`). */
   nRecvNotDelivered: number
   /** Replies the native reflector sent (`reflect`). */
@@ -648,6 +670,15 @@ export interface SocketInfo {
   packetInfo: boolean
   /** Groups joined, in the order they were joined. */
   memberships: MulticastMembership[]
+  /**
+   * Whether runs of equal-sized packets leave as GSO messages now: false when the `gso` option
+   * is off, the kernel lacks UDP_SEGMENT, or a refused GSO send made the socket fall back.
+   */
+  gso: boolean
+  /** Most datagrams per GSO message. */
+  gsoMaxSegments: number
+  /** Whether UDP_GRO is on (read back from the kernel). */
+  gro: boolean
 }
 
 /** Options of `probeWakeups()`. */
