@@ -235,6 +235,9 @@ impl Receiver {
                         }
                     }
                     if let Some(reflector) = path.reflector.as_mut() {
+                        if reflector.is_full() {
+                            flush_reflector(reflector, &self.socket, &mut self.captures, shared);
+                        }
                         reflector.add(datagram.payload, datagram.peer, arrival_realtime);
                     }
                     if capturing {
@@ -256,14 +259,7 @@ impl Receiver {
         }
         drop(analyzer);
         if let Some(reflector) = path.reflector.as_mut() {
-            let captures = &mut self.captures;
-            let flushed = reflector.flush(self.socket.as_fd(), |reply, destination, send_ns| {
-                captures.sent(reply, send_ns, destination, None);
-            });
-            crate::reflect::count(flushed, counters);
-            if let Some(errno) = flushed.error {
-                shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
-            }
+            flush_reflector(reflector, &self.socket, &mut self.captures, shared);
         }
         if !path.deliver {
             bump(&counters.not_delivered, datagrams);
@@ -397,6 +393,17 @@ impl Receiver {
             let _ = rustix::io::read(&*self.wake_fd, &mut counter);
         }
         error
+    }
+}
+
+/// Sends the reflector's queued replies, counted; the captures see them.
+fn flush_reflector(reflector: &mut Reflector, socket: &UdpSocket, captures: &mut CaptureTaps, shared: &Shared) {
+    let flushed = reflector.flush(socket.as_fd(), |reply, destination, send_ns| {
+        captures.sent(reply, send_ns, destination, None);
+    });
+    crate::reflect::count(flushed, &shared.counters.receiver);
+    if let Some(errno) = flushed.error {
+        shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
     }
 }
 
