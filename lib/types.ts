@@ -131,8 +131,9 @@ export interface UdpComOptions {
    * together, of one size (the last of a run may be shorter) and for one destination, leave as
    * one message the kernel cuts into datagrams, up to 64 per message. Timing is unchanged: only
    * packets already due are grouped. Not used while transmit timestamps are on (the kernel would
-   * stamp only the first datagram). If the kernel or the device refuses (EIO, EINVAL), those
-   * packets are sent again one by one and the socket stops using GSO (nGsoFallbacks).
+   * stamp only the first datagram). If the kernel or the device refuses (EIO, EINVAL, or
+   * EMSGSIZE: a segment larger than the route's MTU allows), those packets are sent again one
+   * by one and the socket stops using GSO (nGsoFallbacks).
    * Default true where the kernel supports it; getSocketInfo().gso tells.
    */
   gso?: boolean
@@ -374,7 +375,8 @@ export interface PacketStats {
    */
   nControlTruncated: number
   /**
-   * GSO sends the kernel or device refused (EIO: no checksum offload; EINVAL): their packets
+   * GSO sends the kernel or device refused (EIO: no checksum offload, on kernels before 6.12;
+   * EMSGSIZE, or EINVAL before 6.x: a segment larger than the route's MTU allows): their packets
    * were sent again one by one, and the socket stopped using GSO (getSocketInfo().gso false).
    */
   nGsoFallbacks: number

@@ -112,7 +112,7 @@ pub struct PacketStats {
     /// buffer (MSG_CTRUNC): their kernel stamp or drop count may be missing. The datagrams are
     /// delivered all the same.
     pub n_control_truncated: f64,
-    /// GSO sends the kernel refused (EIO, EINVAL): their datagrams were sent again one by one
+    /// GSO sends the kernel refused (EIO, EINVAL, EMSGSIZE): their datagrams were sent again one by one
     /// and the socket stopped using GSO.
     pub n_gso_fallbacks: f64,
     /// Datagrams analysed or reflected and not handed to JavaScript (`deliver: false`).

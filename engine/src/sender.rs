@@ -349,8 +349,10 @@ impl Sender {
     /// Sends the batch as GSO messages (runs of one size for one destination, see
     /// [`sys::group_segments`]) with one `sendmmsg`; returns (datagrams done, of which failed)
     /// as [`Sender::account`] takes them. A GSO message the kernel refuses (`EIO`: the device
-    /// cannot checksum; `EINVAL`) turns GSO off on the socket, counted: nothing of it was
-    /// sent, so the next round sends the same datagrams one by one.
+    /// cannot checksum, on kernels before 6.12, or IPsec; `EMSGSIZE` on 6.x, `EINVAL` before:
+    /// a segment larger than the route's MTU allows; `EINVAL`: a socket without UDP checksums)
+    /// turns GSO off on the socket, counted: nothing of it was sent, so the next round sends
+    /// the same datagrams one by one (which the kernel may fragment, or refuse one by one).
     fn send_segmented(&self, payloads: &[&[u8]], destinations: Option<&[PeerAddr]>) -> (usize, usize) {
         let mut lengths = [0usize; GSO_BATCH];
         for (length, payload) in lengths.iter_mut().zip(payloads) {
@@ -361,7 +363,10 @@ impl Sender {
         let messages = &messages[..count];
         match sys::send_segmented(self.socket.as_fd(), payloads, messages, destinations, 0) {
             Ok(sent) => (messages[..sent].iter().map(|m| m.count).sum(), 0),
-            Err(e) if messages[0].count > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+            Err(e)
+                if messages[0].count > 1
+                    && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)) =>
+            {
                 self.socket.stop_gso();
                 bump(&self.shared.counters.sender.gso_fallbacks, 1);
                 (0, 0)

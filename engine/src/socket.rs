@@ -133,7 +133,7 @@ impl UdpSocket {
         self.gso_active.load(Ordering::Relaxed)
     }
 
-    /// Stops GSO on this socket: a GSO send was refused (`EIO`, `EINVAL`).
+    /// Stops GSO on this socket: a GSO send was refused (`EIO`, `EINVAL`, `EMSGSIZE`).
     pub(crate) fn stop_gso(&self) {
         self.gso_active.store(false, Ordering::Relaxed);
     }

@@ -77,7 +77,7 @@ pub(crate) struct SenderCounters {
     pub stalls: AtomicU64,
     /// The spin window currently in use, in ns.
     pub spin_window_ns: AtomicU64,
-    /// GSO sends the kernel refused (`EIO`, `EINVAL`); their datagrams were sent again
+    /// GSO sends the kernel refused (`EIO`, `EINVAL`, `EMSGSIZE`); their datagrams were sent again
     /// without GSO, which the socket then stops using.
     pub gso_fallbacks: AtomicU64,
 }
@@ -382,7 +382,7 @@ pub struct Stats {
     pub control_truncated: u64,
     /// Spin window in use by the sender, in ns.
     pub spin_window_ns: u64,
-    /// GSO sends the kernel refused (`EIO`: a device without checksum offload; `EINVAL`):
+    /// GSO sends the kernel refused (`EIO`, `EINVAL`, `EMSGSIZE`: see the sender):
     /// their datagrams were sent again one by one, and the socket stopped using GSO.
     pub gso_fallbacks: u64,
     /// Send latency (departure − target).
