@@ -6,7 +6,9 @@
 //! collects everything due across sources into one batch, earliest first (the ring before a
 //! stream at the same time, the ring's own order kept), writes the streams' departure times
 //! into their headers from one clock read right before the system call, and sends the batch
-//! with one `sendmmsg`. A packet whose time has passed leaves at once. Latency (departure −
+//! with one `sendmmsg`: with GSO on the socket (and no transmit stamps), runs of packets of one
+//! size for one destination in it go as one `UDP_SEGMENT` message each (up to 256 packets per
+//! batch then), else one datagram per message. A packet whose time has passed leaves at once. Latency (departure −
 //! target) is taken from that clock read. With nothing queued and no stream running the
 //! thread parks, costing no CPU, until `sendData` or `startStream` unparks it; while it waits
 //! for a stream's tick, a packet queued meanwhile wakes it (through `Shared::sender_wake`).
