@@ -14,11 +14,14 @@
 //
 // Receive into JavaScript without loss: the native GSO generator (udp_load gso, CPU 1, 64
 // datagrams per message, paced) offers `rate` pps for `burstSeconds`; a rate is lossless when
-// every datagram reached JavaScript. Offered rates are tried from low to high; the row shows
+// every datagram reached JavaScript. Offered rates (50k to 4M pps) are tried from low to high; the row shows
 // the highest lossless one. Receivers (CPU 0): udpcom (GRO on, 8 MiB ring) with receiveBatch,
 // onPackets, onPackets({ flat: true }); node:dgram ('message'; its socket does not coalesce,
 // so the kernel cuts every GSO message for it). Then the flat receiver alone takes a 1M pps
-// burst while monitorEventLoopDelay (1 ms resolution) measures its event loop: the p99.
+// burst while monitorEventLoopDelay (1 ms resolution) measures its event loop: the p99. There
+// the receive worker runs on CPU 1 (beside the generator, which needs little CPU with GSO),
+// as section 5 places it: on one CPU with the JavaScript thread, the two take turns in
+// scheduler slices of milliseconds (measured: p99 2.3 ms that way).
 import {
   CPU, tool, nodeRole, roleOptions, emit, onCommands, loadUdpCom, now, sleep, settle, dgramSocket, cpuMeter, attempt,
   goodRuns, failedRuns, summarize, ratio, verdict, failureNote, fmtPps, fmtNs, fmtRatio, fmtSpread, fmtCount, raiseRmemMax,
@@ -51,6 +54,9 @@ async function measureSend(variant, seconds) {
       received: received.count,
       lost: sent.sent - received.count,
       jsPerPacketNs: sent.cpu ? sent.cpu.jsNs / sent.sent : NaN,
+      // How busy each thread was: the one near 100% is what limits the rate.
+      jsBusy: sent.cpu ? sent.cpu.jsNs / sent.spanNs : NaN,
+      workerBusy: sent.cpu?.workersNs?.['udpcom-send'] !== undefined ? sent.cpu.workersNs['udpcom-send'] / sent.spanNs : NaN,
       sent,
     }
   } finally {
@@ -172,21 +178,28 @@ async function receiveSearch(rates, burstSeconds) {
   return out
 }
 
-/** Event-loop delay p99 of the flat receiver during a burst at 1M pps. */
-async function eventLoopAtMillion(burstSeconds) {
-  const receiver = nodeRole(import.meta.url, 'rx-flat', { eventLoop: true }, { cpu: CPU.APP })
+/**
+ * Event-loop delay p99 of the flat receiver during a burst at `rate`, and of the same process
+ * idle for a second just before (the machine's floor in this run).
+ */
+async function eventLoopDuring(rate, burstSeconds) {
+  const receiver = nodeRole(import.meta.url, 'rx-flat', { eventLoop: true, workerCpu: CPU.IO }, { cpu: CPU.APP })
   try {
     const port = await receiver.ready()
-    return await burst(receiver, port, 1_000_000, burstSeconds)
+    await receiver.ask('report')
+    await sleep(1000)
+    const idle = await receiver.ask('report')
+    return { ...(await burst(receiver, port, rate, burstSeconds)), idleP99Ns: idle.eventLoopP99Ns }
   } finally {
     await receiver.close()
   }
 }
 
-async function udpcomReceiver(variant, { eventLoop = false }) {
+async function udpcomReceiver(variant, { eventLoop = false, workerCpu }) {
   const UdpCom = loadUdpCom()
-  // The whole receiver on one CPU (the benchmark pins the process); an 8 MiB receive ring.
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, capacity: 1 << 17, ringBytes: 8 << 20 })
+  // The whole receiver on one CPU (the benchmark pins the process) unless `workerCpu` moves
+  // the receive worker; an 8 MiB receive ring.
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, capacity: 1 << 17, ringBytes: 8 << 20, ...(workerCpu === undefined ? {} : { cpu: workerCpu }) })
   udp.initSocket()
   udp.start()
   let count = 0
@@ -261,17 +274,10 @@ export async function run({ smoke }) {
   let receive
   let loop
   try {
-    const rates = smoke ? [100_000] : [250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000, 4_000_000]
+    const rates = smoke ? [100_000] : [50_000, 100_000, 250_000, 500_000, 1_000_000, 1_500_000, 2_000_000, 3_000_000, 4_000_000]
     const burstSeconds = smoke ? 0.2 : 1.5
     receive = await attempt('gso receive', () => receiveSearch(rates, burstSeconds))
-    loop = smoke ? await attempt('event loop at 100k pps', async () => {
-      const receiver = nodeRole(import.meta.url, 'rx-flat', { eventLoop: true }, { cpu: CPU.APP })
-      try {
-        return await burst(receiver, await receiver.ready(), 100_000, 0.2)
-      } finally {
-        await receiver.close()
-      }
-    }) : await attempt('event loop at 1M pps', () => eventLoopAtMillion(2))
+    loop = await attempt('event loop', () => (smoke ? eventLoopDuring(100_000, 0.2) : eventLoopDuring(1_000_000, 2)))
   } finally {
     rmem.restore()
   }
@@ -279,7 +285,12 @@ export async function run({ smoke }) {
   const pps = (v) => summarize(sendRuns[v].map((x) => x.deliveredPps))
   const lost = (v) => goodRuns(sendRuns[v]).reduce((sum, x) => sum + x.lost, 0)
   const js = (v) => summarize(sendRuns[v].map((x) => x.jsPerPacketNs)).median
-  const describe = (v) => `${fmtSpread(pps(v), fmtPps)}; lost ${fmtCount(lost(v))}${Number.isFinite(js(v)) ? `; JS ${fmtNs(js(v))}/packet` : ''}`
+  const busy = (v, key) => summarize(sendRuns[v].map((x) => x[key])).median
+  const pct = (x) => `${Math.round(x * 100)}%`
+  const describe = (v) => {
+    const threads = Number.isFinite(busy(v, 'workerBusy')) ? ` (JS thread busy ${pct(busy(v, 'jsBusy'))}, sender worker ${pct(busy(v, 'workerBusy'))})` : ''
+    return `${fmtSpread(pps(v), fmtPps)}; lost ${fmtCount(lost(v))}${Number.isFinite(js(v)) ? `; JS ${fmtNs(js(v))}/packet${threads}` : ''}`
+  }
   const sendRow = (name, v) => {
     const vsDgram = ratio(pps(v).median, pps('dgram').median)
     const vsNative = ratio(pps(v).median, pps('native').median)
@@ -318,16 +329,17 @@ export async function run({ smoke }) {
     })
   }
   const loopP99 = loop?.eventLoopP99Ns
+  const idleAbove = loop?.idleP99Ns > 1e6
   rows.push({
     section: '11',
-    name: `Event-loop delay p99 while receiving ${smoke ? '100k' : '1M'} pps (onPackets flat, GRO)`,
-    udpcom: `${fmtNs(loopP99)}; ${fmtCount(loop?.received)} of ${fmtCount(loop?.sent)} delivered`,
+    name: `Event-loop delay p99 while receiving ${smoke ? '100k' : '1M'} pps (onPackets flat, GRO; JavaScript on CPU 0, receive worker on CPU 1)`,
+    udpcom: `${fmtNs(loopP99)} (idle just before: ${fmtNs(loop?.idleP99Ns)}); ${fmtCount(loop?.received)} of ${fmtCount(loop?.sent)} delivered`,
     dgram: '—',
     ratio: '—',
     native: '—',
     target: '≤ 1 ms',
-    met: Number.isFinite(loopP99) ? loopP99 <= 1e6 && loop.lossless : null,
-    note: loop?.failed,
+    met: !Number.isFinite(loopP99) || (idleAbove && loopP99 > 1e6) ? null : loopP99 <= 1e6 && loop.lossless,
+    note: loop?.failed ?? (idleAbove ? 'the idle process was already above 1 ms (other load on the machine)' : undefined),
   })
   return { rows, raw: { send: sendRuns, receive, eventLoop: loop, rmemMax: { before: rmem.before, during: rmem.during } } }
 }
