@@ -23,9 +23,10 @@
 // as section 5 places it: on one CPU with the JavaScript thread, the two take turns in
 // scheduler slices of milliseconds (measured: p99 2.3 ms that way).
 import {
-  CPU, tool, nodeRole, roleOptions, emit, onCommands, loadUdpCom, now, sleep, settle, dgramSocket, cpuMeter, attempt,
+  CPU, tool, nodeRole, roleOptions, emit, onCommands, loadUdpCom, now, sleep, settle, cpuMeter, attempt,
   goodRuns, failedRuns, summarize, ratio, verdict, failureNote, fmtPps, fmtNs, fmtRatio, fmtSpread, fmtCount, raiseRmemMax,
 } from './lib.mjs'
+import { dgramSender } from './send-throughput.mjs'
 
 const SIZE = 64
 const BATCH = 1024
@@ -98,26 +99,6 @@ async function udpcomSender({ port, seconds }, { flat, gso }) {
   const stats = udp.getPacketStats()
   emit({ queued, sent: stats.nPacketsSent, errors: stats.nSendErrors, gsoFallbacks: stats.nGsoFallbacks, gso: udp.getSocketInfo().gso, spanNs: Number(now() - started), cpu: cpu() })
   udp.closeSocket()
-}
-
-async function dgramSender({ port, seconds }) {
-  const socket = await dgramSocket(port)
-  emit(`READY ${socket.address().port}`)
-  const payload = Buffer.alloc(SIZE)
-  const cpu = cpuMeter()
-  const started = now()
-  const end = started + BigInt(Math.round(seconds * 1e9))
-  let sent = 0
-  while (now() < end) {
-    for (let k = 0; k < 1024; k++) {
-      payload.writeUInt32LE(sent++, 8)
-      socket.send(payload)
-    }
-    await new Promise(setImmediate)
-  }
-  while (socket.getSendQueueCount() > 0) await new Promise(setImmediate)
-  emit({ queued: sent, sent: sent - socket.errors, errors: socket.errors, spanNs: Number(now() - started), cpu: cpu() })
-  socket.close()
 }
 
 // Receive side ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::cmsg::{ControlBuffer, Encoder};
+use super::mmsg::address_to;
 use super::sockopt::{int_option, set_int_option};
 use super::{check, RawSockAddr};
 use crate::addr::PeerAddr;
@@ -154,14 +155,11 @@ pub(crate) fn send_segmented(
             header.msg_hdr.msg_control = control.as_mut_ptr();
             header.msg_hdr.msg_controllen = len;
         }
-        if let Some(name) = destinations
-            .and_then(|d| d.get(message.first))
-            .and_then(RawSockAddr::from_peer)
-        {
-            let name = names[m].write(name);
-            header.msg_hdr.msg_name = name.as_ptr();
-            header.msg_hdr.msg_namelen = name.len;
-        }
+        address_to(
+            &mut header,
+            &mut names[m],
+            destinations.and_then(|d| d.get(message.first)),
+        );
         headers[m].write(header);
     }
     // SAFETY: the first `count` headers are initialized and point at initialized iovecs into
@@ -302,7 +300,10 @@ mod tests {
         let count = group_segments(&lengths, None, &mut messages);
         for gro in [false, true] {
             let (tx, rx) = connected_pair("127.0.0.1", gro);
-            assert_eq!(send_segmented(tx.as_fd(), &refs, &messages[..count], None, 0).unwrap(), count);
+            assert_eq!(
+                send_segmented(tx.as_fd(), &refs, &messages[..count], None, 0).unwrap(),
+                count
+            );
             let (seen, _) = receive_split(&rx, refs.len());
             assert!(seen.iter().zip(&refs).all(|(a, b)| a[..] == b[..]), "gro {gro}");
         }
