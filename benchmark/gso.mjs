@@ -163,8 +163,10 @@ async function receiveSearch(rates, burstSeconds) {
  * Event-loop delay p99 of the flat receiver during a burst at `rate`, and of the same process
  * idle for a second just before (the machine's floor in this run).
  */
-async function eventLoopDuring(rate, burstSeconds) {
-  const receiver = nodeRole(import.meta.url, 'rx-flat', { eventLoop: true, workerCpu: CPU.IO }, { cpu: CPU.APP })
+export async function eventLoopDuring(rate, burstSeconds) {
+  // The default maxBatch (1,024): at most 16 callbacks run per wake-up, so the batch size
+  // bounds how long the event loop is held (16 × 8,192 packets hold it for milliseconds).
+  const receiver = nodeRole(import.meta.url, 'rx-flat', { eventLoop: true, workerCpu: CPU.IO, maxBatch: 1024 }, { cpu: CPU.APP })
   try {
     const port = await receiver.ready()
     await receiver.ask('report')
@@ -176,7 +178,7 @@ async function eventLoopDuring(rate, burstSeconds) {
   }
 }
 
-async function udpcomReceiver(variant, { eventLoop = false, workerCpu }) {
+async function udpcomReceiver(variant, { eventLoop = false, workerCpu, maxBatch = 8192 }) {
   const UdpCom = loadUdpCom()
   // The whole receiver on one CPU (the benchmark pins the process) unless `workerCpu` moves
   // the receive worker; an 8 MiB receive ring.
@@ -209,7 +211,7 @@ async function udpcomReceiver(variant, { eventLoop = false, workerCpu }) {
       // Touch each sequence number, as the other receivers do.
       for (let i = 0; i < batch.count; i++) batch.data.readUInt32LE(batch.offsets[i] + 8)
       count += batch.count
-    }, { flat: true, maxBatch: 8192 })
+    }, { flat: true, maxBatch })
     return
   }
   if (variant === 'onPackets') {

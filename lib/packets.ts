@@ -84,6 +84,9 @@ export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPac
   return count
 }
 
+/** Bytes of a PacketBatch's arrays per packet: two stamps, offset, length, four address words, scope, port, source, family. */
+const FLAT_BYTES_PER_PACKET = 8 + 8 + 4 + 4 + 16 + 4 + 2 + 1 + 1
+
 /** A PacketBatch over arrays of its own (see lib/types.ts). */
 class FlatBatch implements PacketBatch {
   readonly data: Buffer
@@ -101,15 +104,23 @@ class FlatBatch implements PacketBatch {
   constructor(native: NativeUdpCom, readonly count: number, data: Buffer) {
     this.#native = native
     this.data = data
-    this.offsets = new Uint32Array(count)
-    this.lengths = new Uint32Array(count)
-    this.timestampsNs = new BigUint64Array(count)
-    this.hwTimestampsNs = new BigUint64Array(count)
-    this.timestampSources = new Uint8Array(count)
-    this.families = new Uint8Array(count)
-    this.ports = new Uint16Array(count)
-    this.addresses = new Uint32Array(4 * count)
-    this.scopeIds = new Uint32Array(count)
+    // One allocation for every array of the batch (the 8-byte ones first, for alignment).
+    const memory = new ArrayBuffer(count * FLAT_BYTES_PER_PACKET)
+    let at = 0
+    const view = <T>(Kind: new (buffer: ArrayBuffer, offset: number, length: number) => T, length: number, size: number): T => {
+      const array = new Kind(memory, at, length)
+      at += length * size
+      return array
+    }
+    this.timestampsNs = view(BigUint64Array, count, 8)
+    this.hwTimestampsNs = view(BigUint64Array, count, 8)
+    this.offsets = view(Uint32Array, count, 4)
+    this.lengths = view(Uint32Array, count, 4)
+    this.addresses = view(Uint32Array, 4 * count, 4)
+    this.scopeIds = view(Uint32Array, count, 4)
+    this.ports = view(Uint16Array, count, 2)
+    this.timestampSources = view(Uint8Array, count, 1)
+    this.families = view(Uint8Array, count, 1)
   }
 
   payload(i: number): Buffer {
@@ -151,10 +162,16 @@ export function takeBatch(native: NativeUdpCom, max: number): PacketBatch | null
     addresses[4 * i + 2] = info[base + 6]!
     addresses[4 * i + 3] = info[base + 7]!
   }
-  // Arrival and hardware stamps are interleaved in the scratch.
+  // Arrival and hardware stamps are interleaved in the scratch: copied as 32-bit words, so
+  // that no BigInt is made per packet.
+  const from = new Uint32Array(stamps.buffer, stamps.byteOffset, 4 * count)
+  const arrival = new Uint32Array(timestampsNs.buffer, timestampsNs.byteOffset, 2 * count)
+  const hardware = new Uint32Array(hwTimestampsNs.buffer, hwTimestampsNs.byteOffset, 2 * count)
   for (let i = 0; i < count; i++) {
-    timestampsNs[i] = stamps[2 * i]!
-    hwTimestampsNs[i] = stamps[2 * i + 1]!
+    arrival[2 * i] = from[4 * i]!
+    arrival[2 * i + 1] = from[4 * i + 1]!
+    hardware[2 * i] = from[4 * i + 2]!
+    hardware[2 * i + 1] = from[4 * i + 3]!
   }
   return batch
 }
