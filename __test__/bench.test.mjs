@@ -98,6 +98,19 @@ test('npm run bench works: the smoke run prints one table with every section, an
     // 10. Every replayer's datagrams reached the independent capture.
     if (raw.replay.skipped) t.diagnostic(`replay fidelity not measured: ${raw.replay.skipped}`)
     else for (const [replayer, runs] of Object.entries(raw.replay.runs)) moved(runs, 'pairs', `replay section, ${replayer}`)
+    // 11. Every GSO sender reached the counting receiver; every receiver had a lossless rate; the
+    // event-loop receiver got its burst; the udpcom senders really used GSO.
+    const gso = raw.gso
+    for (const [sender, runs] of Object.entries(gso.send)) moved(runs, 'received', `GSO send ${sender}`)
+    for (const v of ['sendBatchGso', 'flatGso']) assert.ok(gso.send[v].every((r) => r.sent.gso === true && r.sent.gsoFallbacks === 0), v)
+    assert.ok(gso.send.sendBatchNoGso.every((r) => r.sent.gso === false))
+    assert.equal(gso.receive.failed, undefined, gso.receive.failed)
+    // node:dgram may lose a few on a loaded machine even at the smoke rate: it must have received.
+    for (const [receiver, result] of Object.entries(gso.receive)) {
+      const ok = receiver === 'dgram' ? result.trials.every((t) => t.received > 0) : result.best > 0
+      assert.ok(ok, `GRO receive ${receiver}: ${JSON.stringify(result.trials)}`)
+    }
+    assert.ok(gso.eventLoop.received > 0 && Number.isFinite(gso.eventLoop.eventLoopP99Ns), JSON.stringify(gso.eventLoop))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
