@@ -31,7 +31,7 @@ test('npm run bench works: the smoke run prints one table with every section, an
     const tableLines = stdout.split('\n').filter((line) => line.startsWith('| '))
     assert.match(tableLines[0], /\| # \| Measurement \| udpcom \| node:dgram \|/)
     const sections = new Set(tableLines.slice(1).map((line) => line.split(' | ')[0].slice(2)))
-    assert.deepEqual([...sections].sort((a, b) => a - b), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10'])
+    assert.deepEqual([...sections].sort((a, b) => a - b), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11'])
     assert.match(stdout, /Built from commit \S+.*clocksource .*RT throttling .*rmem_max/)
     assert.match(stdout, /Steal time .* during each section: 1: /)
     const results = JSON.parse(readFileSync(json, 'utf8'))
@@ -98,6 +98,19 @@ test('npm run bench works: the smoke run prints one table with every section, an
     // 10. Every replayer's datagrams reached the independent capture.
     if (raw.replay.skipped) t.diagnostic(`replay fidelity not measured: ${raw.replay.skipped}`)
     else for (const [replayer, runs] of Object.entries(raw.replay.runs)) moved(runs, 'pairs', `replay section, ${replayer}`)
+    // 11. Every GSO sender reached the counting receiver; every receiver had a lossless rate; the
+    // event-loop receiver got its burst; the udpcom senders really used GSO.
+    const gso = raw.gso
+    for (const [sender, runs] of Object.entries(gso.send)) moved(runs, 'received', `GSO send ${sender}`)
+    for (const v of ['sendBatchGso', 'flatGso']) assert.ok(gso.send[v].every((r) => r.sent.gso === true && r.sent.gsoFallbacks === 0), v)
+    assert.ok(gso.send.sendBatchNoGso.every((r) => r.sent.gso === false))
+    assert.equal(gso.receive.failed, undefined, gso.receive.failed)
+    // node:dgram may lose a few on a loaded machine even at the smoke rate: it must have received.
+    for (const [receiver, result] of Object.entries(gso.receive)) {
+      const ok = receiver === 'dgram' ? result.trials.every((t) => t.received > 0) : result.best > 0
+      assert.ok(ok, `GRO receive ${receiver}: ${JSON.stringify(result.trials)}`)
+    }
+    assert.ok(gso.eventLoop.received > 0 && Number.isFinite(gso.eventLoop.eventLoopP99Ns), JSON.stringify(gso.eventLoop))
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

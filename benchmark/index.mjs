@@ -32,6 +32,7 @@ const SECTIONS = [
   ['8', 'streams'],
   ['9', 'multicast'],
   ['10', 'replay'],
+  ['11', 'gso'],
 ]
 
 const { values: opts } = parseArgs({

@@ -138,7 +138,8 @@ async function udpcomSender({ port, seconds }, batch) {
   udp.closeSocket()
 }
 
-async function dgramSender({ port, seconds }) {
+/** The node:dgram sender role (also section 11's). */
+export async function dgramSender({ port, seconds }) {
   const socket = await dgramSocket(port)
   emit(`READY ${socket.address().port}`)
   const payload = Buffer.alloc(SIZE)

@@ -20,6 +20,8 @@ export type {
   MulticastOptions,
   MulticastStatus,
   PacketStats,
+  OnPacketsOptions,
+  PacketBatch,
   ReceivedPacket,
   ReplayOptions,
   ReplaySkipped,

@@ -4,7 +4,7 @@
 // building them through Node-API.
 
 import type { NativeUdpCom } from '../native/binding'
-import type { ReceivedPacket } from './types'
+import type { PacketBatch, ReceivedPacket } from './types'
 
 /** 32-bit words of `info` per packet (src/receive.rs). */
 const INFO_WORDS = 8
@@ -82,6 +82,148 @@ export function takePackets(native: NativeUdpCom, max: number, into: ReceivedPac
   }
   if (packetInfo) addDestinations(native, into, first, count)
   return count
+}
+
+/** Bytes of a PacketBatch's arrays per packet: two stamps, offset, length, four address words, scope, port, source, family. */
+const FLAT_BYTES_PER_PACKET = 8 + 8 + 4 + 4 + 16 + 4 + 2 + 1 + 1
+
+/** A PacketBatch over arrays of its own (see lib/types.ts). */
+class FlatBatch implements PacketBatch {
+  readonly data: Buffer
+  readonly offsets: Uint32Array
+  readonly lengths: Uint32Array
+  readonly timestampsNs: BigUint64Array
+  readonly hwTimestampsNs: BigUint64Array
+  readonly timestampSources: Uint8Array
+  readonly families: Uint8Array
+  readonly ports: Uint16Array
+  readonly addresses: Uint32Array
+  readonly scopeIds: Uint32Array
+  readonly #native: NativeUdpCom
+
+  constructor(native: NativeUdpCom, readonly count: number, data: Buffer) {
+    this.#native = native
+    this.data = data
+    // One allocation for every array of the batch (the 8-byte ones first, for alignment).
+    const memory = new ArrayBuffer(count * FLAT_BYTES_PER_PACKET)
+    let at = 0
+    const view = <T>(Kind: new (buffer: ArrayBuffer, offset: number, length: number) => T, length: number, size: number): T => {
+      const array = new Kind(memory, at, length)
+      at += length * size
+      return array
+    }
+    this.timestampsNs = view(BigUint64Array, count, 8)
+    this.hwTimestampsNs = view(BigUint64Array, count, 8)
+    this.offsets = view(Uint32Array, count, 4)
+    this.lengths = view(Uint32Array, count, 4)
+    this.addresses = view(Uint32Array, 4 * count, 4)
+    this.scopeIds = view(Uint32Array, count, 4)
+    this.ports = view(Uint16Array, count, 2)
+    this.timestampSources = view(Uint8Array, count, 1)
+    this.families = view(Uint8Array, count, 1)
+  }
+
+  payload(i: number): Buffer {
+    return this.data.subarray(this.offsets[i], this.offsets[i]! + this.lengths[i]!)
+  }
+
+  address(i: number): string {
+    return this.families[i] === 6 ? names.ipv6(this.#native, this.addresses, 4 * i, this.scopeIds[i]!) : names.ipv4(this.addresses[4 * i]!)
+  }
+}
+
+/**
+ * Moves up to `max` packets out of `native`'s receive ring as one PacketBatch (null when the
+ * ring is empty): a few allocations per batch, nothing per packet.
+ */
+export function takeBatch(native: NativeUdpCom, max: number): PacketBatch | null {
+  reserve(Math.min(max, MAX_TAKE), false)
+  const { bytes, stamps, info } = scratch
+  const count = native.take(bytes, stamps, info, Math.min(max, stamps.length / 2), null)
+  if (count === 0) return null
+  let total = 0
+  for (let i = 0; i < count; i++) total += info[i * INFO_WORDS]!
+  const batch = new FlatBatch(native, count, Buffer.from(bytes.buffer.slice(0, total)))
+  const { offsets, lengths, timestampsNs, hwTimestampsNs, timestampSources, families, ports, addresses, scopeIds } = batch
+  let offset = 0
+  for (let i = 0; i < count; i++) {
+    const base = i * INFO_WORDS
+    const length = info[base]!
+    const flags = info[base + 1]!
+    offsets[i] = offset
+    lengths[i] = length
+    offset += length
+    timestampSources[i] = flags & 0xff
+    families[i] = flags >>> 8 === 6 ? 6 : 4
+    ports[i] = info[base + 2]!
+    scopeIds[i] = info[base + 3]!
+    addresses[4 * i] = info[base + 4]!
+    addresses[4 * i + 1] = info[base + 5]!
+    addresses[4 * i + 2] = info[base + 6]!
+    addresses[4 * i + 3] = info[base + 7]!
+  }
+  // Arrival and hardware stamps are interleaved in the scratch: copied as 32-bit words, so
+  // that no BigInt is made per packet.
+  const from = new Uint32Array(stamps.buffer, stamps.byteOffset, 4 * count)
+  const arrival = new Uint32Array(timestampsNs.buffer, timestampsNs.byteOffset, 2 * count)
+  const hardware = new Uint32Array(hwTimestampsNs.buffer, hwTimestampsNs.byteOffset, 2 * count)
+  for (let i = 0; i < count; i++) {
+    arrival[2 * i] = from[4 * i]!
+    arrival[2 * i + 1] = from[4 * i + 1]!
+    hardware[2 * i] = from[4 * i + 2]!
+    hardware[2 * i + 1] = from[4 * i + 3]!
+  }
+  return batch
+}
+
+/** The flat form of packets already made as objects (taken ahead for receiveData). */
+export function batchOf(native: NativeUdpCom, packets: ReceivedPacket[]): PacketBatch {
+  const count = packets.length
+  const batch = new FlatBatch(native, count, Buffer.concat(packets.map((p) => p.data)))
+  let offset = 0
+  for (let i = 0; i < count; i++) {
+    const packet = packets[i]!
+    batch.offsets[i] = offset
+    batch.lengths[i] = packet.data.length
+    offset += packet.data.length
+    batch.timestampsNs[i] = packet.timestampNs
+    batch.hwTimestampsNs[i] = packet.hwTimestampNs ?? 0n
+    batch.timestampSources[i] = SOURCES.indexOf(packet.timestampSource)
+    batch.ports[i] = packet.port
+    if (packet.family === 'IPv6') {
+      batch.families[i] = 6
+      const [address, scope] = packet.address.split('%')
+      const words = ipv6Words(address!)
+      batch.addresses.set(words, 4 * i)
+      // A scope named by interface keeps its name in address(i) only through the index the
+      // kernel gave; numeric scopes are kept, names (rare here: link-local senders) become 0.
+      batch.scopeIds[i] = scope === undefined ? 0 : Number(scope) || 0
+    } else {
+      batch.families[i] = 4
+      batch.addresses[4 * i] = packet.address.split('.').reduce((bits, octet) => (bits << 8) | Number(octet), 0) >>> 0
+    }
+  }
+  return batch
+}
+
+/** The four big-endian words of an IPv6 address in text. */
+function ipv6Words(text: string): number[] {
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined]
+  const groups = (part: string | undefined): string[] => (part ? part.split(':') : [])
+  let left = groups(head)
+  let right = groups(tail)
+  // An embedded IPv4 address (::ffff:1.2.3.4) is two groups.
+  const embed = (parts: string[]): string[] => {
+    const last = parts[parts.length - 1]
+    if (last === undefined || !last.includes('.')) return parts
+    const [a, b, c, d] = last.split('.').map(Number) as [number, number, number, number]
+    return [...parts.slice(0, -1), ((a << 8) | b).toString(16), ((c << 8) | d).toString(16)]
+  }
+  if (tail === undefined) left = embed(left)
+  else right = embed(right)
+  const zeros = new Array<string>(8 - left.length - right.length).fill('0')
+  const all = [...left, ...(tail === undefined ? [] : zeros), ...right].map((g) => parseInt(g, 16))
+  return [0, 1, 2, 3].map((w) => ((all[2 * w]! << 16) | all[2 * w + 1]!) >>> 0)
 }
 
 /** Gives the packets `into[first..first + count]` the destinations the take wrote. */

@@ -122,3 +122,13 @@ export function timestampArray(value: unknown, name = 'timestampsNs'): BigUint64
   return stamps
 }
 
+
+/**
+ * The flat form of sendBatch: `bytes` (a Uint8Array, or Buffer) and `lengths` (a Uint32Array),
+ * checked for type here; the binding checks that the lengths add up to at most the bytes.
+ */
+export function flatBatchArguments(bytes: unknown, lengths: unknown): { bytes: Uint8Array; lengths: Uint32Array } {
+  if (!(bytes instanceof Uint8Array)) throw invalidArgType('bytes', 'an instance of Buffer or Uint8Array', bytes)
+  if (!(lengths instanceof Uint32Array)) throw invalidArgType('lengths', 'an instance of Uint32Array', lengths)
+  return { bytes: viewBytes(bytes, 'bytes'), lengths }
+}

@@ -126,6 +126,24 @@ export interface UdpComOptions {
    * they arrived): IP_PKTINFO / IPV6_RECVPKTINFO. Default false (it costs a little per packet).
    */
   packetInfo?: boolean
+  /**
+   * UDP segmentation offload on send (UDP_SEGMENT, Linux ≥ 4.18): packets that are due
+   * together, of one size (the last of a run may be shorter) and for one destination, leave as
+   * one message the kernel cuts into datagrams, up to 64 per message. Timing is unchanged: only
+   * packets already due are grouped. Not used while transmit timestamps are on (the kernel would
+   * stamp only the first datagram). If the kernel or the device refuses (EIO, EINVAL, or
+   * EMSGSIZE: a segment larger than the route's MTU allows), those packets are sent again one
+   * by one and the socket stops using GSO (nGsoFallbacks).
+   * Default true where the kernel supports it; getSocketInfo().gso tells.
+   */
+  gso?: boolean
+  /**
+   * UDP receive offload (UDP_GRO, Linux ≥ 5.0): the kernel may hand a run of datagrams of one
+   * flow to the socket as one buffer, which the receiver splits into ordinary packets (all
+   * counted as datagrams). Packets split from one buffer share its kernel receive stamp.
+   * Default true where the kernel supports it; getSocketInfo().gro tells.
+   */
+  gro?: boolean
   /** Aborting it closes the instance, like closeSocket() (as dgram.createSocket's signal). */
   signal?: AbortSignal
 }
@@ -179,6 +197,54 @@ export interface ReceivedPacket {
   interfaceIndex?: number
   /** With `packetInfo`: the name of that interface (absent if it has none any more). */
   interface?: string
+}
+
+/**
+ * Received packets in flat form (`onPackets(callback, { flat: true })`): one Buffer of payloads
+ * back to back and typed arrays with one element per packet (four words per packet for
+ * addresses), so that a batch costs a few allocations however many packets it holds, where the
+ * object form costs an object and a Buffer view per packet. For rates of hundreds of thousands
+ * to millions of packets per second. Every array is the batch's own: it may be kept.
+ * The flat form carries no packetInfo fields (localAddress, interface).
+ */
+export interface PacketBatch {
+  /** Packets in the batch. */
+  count: number
+  /** The payloads, in arrival order, back to back. */
+  data: Buffer
+  /** Where packet i starts in `data`. */
+  offsets: Uint32Array
+  /** Packet i's payload length in bytes. */
+  lengths: Uint32Array
+  /** Arrival times, CLOCK_MONOTONIC ns, as ReceivedPacket.timestampNs. */
+  timestampsNs: BigUint64Array
+  /** The NIC's raw hardware stamps; 0n: none. */
+  hwTimestampsNs: BigUint64Array
+  /** Where timestampsNs[i] comes from: 0 'user', 1 'kernel', 2 'hardware'. */
+  timestampSources: Uint8Array
+  /** The sender's address family: 4 or 6. */
+  families: Uint8Array
+  /** The sender's port. */
+  ports: Uint16Array
+  /**
+   * The sender's address, four 32-bit words per packet (at 4 × i): IPv4 in word 0 as a number
+   * (host order, 127.0.0.1 is 0x7f000001); IPv6 as four big-endian words of its 16 bytes.
+   */
+  addresses: Uint32Array
+  /** IPv6 scope id per packet (0: none). */
+  scopeIds: Uint32Array
+  /** Packet i's payload: a view of `data`, no copy. */
+  payload(i: number): Buffer
+  /** Packet i's sender address as text, as ReceivedPacket.address. */
+  address(i: number): string
+}
+
+/** Options of `onPackets`. */
+export interface OnPacketsOptions {
+  /** Most packets per callback (default 1024). */
+  maxBatch?: number
+  /** Deliver PacketBatch objects instead of arrays of ReceivedPacket (default false). */
+  flat?: boolean
 }
 
 /** Where a batch goes on an unconnected instance. */
@@ -308,6 +374,12 @@ export interface PacketStats {
    * without their kernel stamp.
    */
   nControlTruncated: number
+  /**
+   * GSO sends the kernel or device refused (EIO: no checksum offload, on kernels before 6.12;
+   * EMSGSIZE, or EINVAL before 6.x: a segment larger than the route's MTU allows): their packets
+   * were sent again one by one, and the socket stopped using GSO (getSocketInfo().gso false).
+   */
+  nGsoFallbacks: number
   /** Received datagrams analysed or reflected and not handed to JavaScript (`deliver: false`). */
   nRecvNotDelivered: number
   /** Replies the native reflector sent (`reflect`). */
@@ -648,6 +720,15 @@ export interface SocketInfo {
   packetInfo: boolean
   /** Groups joined, in the order they were joined. */
   memberships: MulticastMembership[]
+  /**
+   * Whether runs of equal-sized packets leave as GSO messages now: false when the `gso` option
+   * is off, the kernel lacks UDP_SEGMENT, or a refused GSO send made the socket fall back.
+   */
+  gso: boolean
+  /** Most datagrams per GSO message. */
+  gsoMaxSegments: number
+  /** Whether UDP_GRO is on (read back from the kernel). */
+  gro: boolean
 }
 
 /** Options of `probeWakeups()`. */

@@ -92,7 +92,9 @@ const NUMBER_OPTIONS = [
   'ttl', 'dscp', 'socketPriority', 'recvBufferSize', 'sendBufferSize',
 ] as const
 const STRING_OPTIONS = ['timestamping', 'timestampingFallback', 'analyze', 'interface'] as const
-const BOOLEAN_OPTIONS = ['inlineSend', 'deliver', 'reflect', 'reuseAddress', 'reusePort', 'broadcast', 'packetInfo'] as const
+const BOOLEAN_OPTIONS = [
+  'inlineSend', 'deliver', 'reflect', 'reuseAddress', 'reusePort', 'broadcast', 'packetInfo', 'gso', 'gro',
+] as const
 const OPTION_NAMES: readonly string[] = [...NUMBER_OPTIONS, 'lockMemory', ...STRING_OPTIONS, ...BOOLEAN_OPTIONS, 'multicast', 'signal']
 const MULTICAST_NAMES: readonly string[] = ['interface', 'ttl', 'loopback']
 

@@ -112,6 +112,9 @@ pub struct PacketStats {
     /// buffer (MSG_CTRUNC): their kernel stamp or drop count may be missing. The datagrams are
     /// delivered all the same.
     pub n_control_truncated: f64,
+    /// GSO sends the kernel refused (EIO, EINVAL, EMSGSIZE): their datagrams were sent again one by one
+    /// and the socket stopped using GSO.
+    pub n_gso_fallbacks: f64,
     /// Datagrams analysed or reflected and not handed to JavaScript (`deliver: false`).
     pub n_recv_not_delivered: f64,
     /// Replies the reflector sent (`reflect`).
@@ -174,6 +177,7 @@ impl From<Stats> for PacketStats {
             n_rt_demotions: n(s.rt_demotions),
             n_stalls: n(s.stalls),
             n_control_truncated: n(s.control_truncated),
+            n_gso_fallbacks: n(s.gso_fallbacks),
             n_recv_not_delivered: n(s.recv_not_delivered),
             n_reflected: n(s.reflected),
             n_reflect_errors: n(s.reflect_errors),
@@ -325,6 +329,12 @@ pub struct SocketStatus {
     pub packet_info: bool,
     /// Groups joined, in the order they were joined.
     pub memberships: Vec<MembershipStatus>,
+    /// Whether runs of equal-sized datagrams leave as GSO messages now.
+    pub gso: bool,
+    /// Most datagrams per GSO message.
+    pub gso_max_segments: u32,
+    /// Whether UDP_GRO is on.
+    pub gro: bool,
 }
 
 /// An interface by index: its name, absent for 0 (the route's) or an index without a name.
@@ -358,6 +368,9 @@ impl From<SocketInfo> for SocketStatus {
             },
             packet_info: info.packet_info,
             memberships: info.memberships.iter().map(MembershipStatus::from).collect(),
+            gso: info.gso,
+            gso_max_segments: info.gso_max_segments,
+            gro: info.gro,
         }
     }
 }

@@ -72,6 +72,8 @@ pub struct NativeOptions {
     pub send_buffer_size: Option<f64>,
     pub multicast: Option<NativeMulticastOptions>,
     pub packet_info: Option<bool>,
+    pub gso: Option<bool>,
+    pub gro: Option<bool>,
 }
 
 /// The `multicast` option: outgoing multicast.
@@ -120,6 +122,8 @@ impl From<NativeOptions> for Options {
             multicast_ttl: multicast.ttl,
             multicast_loopback: multicast.loopback,
             packet_info: o.packet_info,
+            gso: o.gso,
+            gro: o.gro,
         }
     }
 }

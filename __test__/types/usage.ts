@@ -1,7 +1,8 @@
 // Type-checked (tsc --noEmit) as part of npm test: the declarations in index.d.ts must accept
 // correct use and reject wrong use (each @ts-expect-error must be an error).
 import {
-  UdpCom, type Destination, type Direction, type MulticastMembership, type MulticastOptions, type PacketStats, type ReceivedPacket,
+  UdpCom, type Destination, type Direction, type MulticastMembership, type MulticastOptions, type OnPacketsOptions, type PacketBatch,
+  type PacketStats, type ReceivedPacket,
   type SocketInfo, type UdpComOptions,
 } from 'udpcom'
 
@@ -68,6 +69,31 @@ async function batches(u: UdpCom): Promise<void> {
   u.sendBatch(new Uint8Array(4))
 }
 void batches
+
+// Millions of packets per second (issue #15): GSO/GRO options, the flat forms.
+function offloads(u: UdpCom): void {
+  const o: UdpComOptions = { gso: false, gro: true }
+  void o
+  const info: SocketInfo = u.getSocketInfo()
+  const flags: [boolean, number, boolean] = [info.gso, info.gsoMaxSegments, info.gro]
+  const fallbacks: number = u.getPacketStats().nGsoFallbacks
+  const queuedFlat: number = u.sendBatch(Buffer.alloc(128), new Uint32Array([64, 64]))
+  u.sendBatch(new Uint8Array(8), Uint32Array.of(8), BigUint64Array.of(0n), { address: '127.0.0.1', port: 9 })
+  u.onPackets((batch: PacketBatch) => {
+    const first: Buffer = batch.payload(0)
+    const stamp: bigint | undefined = batch.timestampsNs[0]
+    const from: string = batch.address(0)
+    void [first, stamp, from, batch.count, batch.offsets, batch.lengths, batch.ports, batch.families, batch.addresses]
+  }, { flat: true, maxBatch: 4096 })
+  u.onPackets((packets: ReceivedPacket[]) => void packets, { maxBatch: 16 })
+  const opts: OnPacketsOptions = { flat: false, maxBatch: 1 }
+  void [flags, fallbacks, queuedFlat, opts]
+  // @ts-expect-error: the flat form's lengths are a Uint32Array
+  u.sendBatch(Buffer.alloc(8), [8])
+  // @ts-expect-error: flat batches are not arrays of packets
+  u.onPackets((packets: ReceivedPacket[]) => void packets, { flat: true })
+}
+void offloads
 
 // Timestamping (issue #5).
 function stamps(): void {

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! stamp_receiver [--port 0] [--bind 127.0.0.1] [--join GROUP --join-on ADDRESS] [--cpu N]
-//!                [--mode stamp|count] [--payload plain|udpcom] [--idle-ms 1000] [--max-s 600]
+//!                [--mode stamp|count] [--gro 0|1] [--payload plain|udpcom] [--idle-ms 1000] [--max-s 600]
 //! ```
 //!
 //! It binds `--bind`:port (an IPv4 address; `0.0.0.0` to hear a group), joins the IPv4
@@ -18,7 +18,10 @@
 //!   is re-sampled every 10 ms from the narrowest of 7 (monotonic, realtime, monotonic) read
 //!   triples. Lateness = arrival − target; `early` and `over1ms` count the datagrams that
 //!   arrived before their target and more than 1 ms after it.
-//! - `count`: counts datagrams (recvmmsg, no stamps) for throughput measurements.
+//! - `count`: counts datagrams (recvmmsg, no stamps) for throughput measurements. With
+//!   `--gro 1` the socket has UDP_GRO on and each coalesced buffer is counted as the datagrams
+//!   it holds (cut at the size its UDP_GRO control message gives), so that it can count GSO
+//!   senders at millions of datagrams per second.
 //!
 //! Commands on stdin, one per line: `report` prints the result so far as one JSON line and
 //! starts a new measurement; `peek` prints it and goes on with the same measurement; `quit`
@@ -35,6 +38,8 @@ use std::time::Duration;
 const SO_TIMESTAMPING: libc::c_int = 37;
 const BATCH: usize = 64;
 const BUFFER: usize = 2048;
+/// Receive buffer per message with UDP_GRO: a coalesced buffer is up to 64 KiB.
+const GRO_BUFFER: usize = 65_536;
 const CONTROL: usize = 128;
 const NS: i128 = 1_000_000_000;
 
@@ -153,6 +158,7 @@ fn main() {
     let get = |k: &str, d: &str| args.get(k).cloned().unwrap_or_else(|| d.to_string());
     let mode = get("mode", "stamp");
     let stamp = mode == "stamp";
+    let gro = get("gro", "0") == "1";
     // --payload udpcom: the datagrams carry udpcom's stream header (a native stream): the
     // target is its CLOCK_REALTIME target time (big-endian at byte 24), compared with the
     // kernel's realtime stamp as it is; the sequence number is at byte 16.
@@ -179,6 +185,9 @@ fn main() {
         let flags = libc::SOF_TIMESTAMPING_RX_SOFTWARE | libc::SOF_TIMESTAMPING_SOFTWARE;
         set_int(fd, libc::SOL_SOCKET, SO_TIMESTAMPING, flags as i32).expect("SO_TIMESTAMPING");
     }
+    if gro {
+        set_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1).expect("UDP_GRO");
+    }
     socket.set_nonblocking(true).unwrap();
     println!("READY {}", socket.local_addr().unwrap().port());
     std::io::stdout().flush().unwrap();
@@ -195,7 +204,8 @@ fn main() {
         let _ = commands.send("quit".into());
     });
 
-    let mut buffers = vec![[0u8; BUFFER]; BATCH];
+    let buffer_size = if gro { GRO_BUFFER } else { BUFFER };
+    let mut buffers = vec![vec![0u8; buffer_size]; BATCH];
     let mut control = vec![[0u64; CONTROL / 8]; BATCH];
     let mut m = Measurement::default();
     let started = clock(libc::CLOCK_MONOTONIC);
@@ -232,7 +242,7 @@ fn main() {
             .iter_mut()
             .map(|b| libc::iovec {
                 iov_base: b.as_mut_ptr().cast(),
-                iov_len: BUFFER,
+                iov_len: buffer_size,
             })
             .collect();
         let mut headers: Vec<libc::mmsghdr> = (0..BATCH)
@@ -241,7 +251,7 @@ fn main() {
                 let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 h.msg_hdr.msg_iov = &mut iovecs[i];
                 h.msg_hdr.msg_iovlen = 1;
-                if stamp {
+                if stamp || gro {
                     h.msg_hdr.msg_control = control[i].as_mut_ptr().cast();
                     h.msg_hdr.msg_controllen = CONTROL;
                 }
@@ -271,33 +281,53 @@ fn main() {
         }
         let read_at = clock(libc::CLOCK_MONOTONIC);
         for (i, h) in headers.iter().take(n as usize).enumerate() {
-            let payload = &buffers[i][..h.msg_len as usize];
-            let be_u64 = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().unwrap()) as i128;
-            let is_udpcom = udpcom_header && payload.len() >= 56 && &payload[..4] == b"UDPC";
-            let (target, seq) = if is_udpcom {
-                (Some(be_u64(24)).filter(|&t| t > 0), Some(be_u64(16) as u32))
-            } else {
-                (
-                    (payload.len() >= 8)
-                        .then(|| u64::from_le_bytes(payload[..8].try_into().unwrap()) as i128)
-                        .filter(|&t| t > 0),
-                    (payload.len() >= 12).then(|| u32::from_le_bytes(payload[8..12].try_into().unwrap())),
-                )
-            };
-            let mut at = read_at;
-            if stamp {
-                match kernel_stamp(&h.msg_hdr) {
-                    // A udpcom header's target is on the realtime clock, as the stamp is.
-                    Some(realtime) => at = if is_udpcom { realtime } else { realtime - offset },
-                    None => panic!("a datagram without SO_TIMESTAMPING software stamp"),
+            let buffer = &buffers[i][..h.msg_len as usize];
+            let segment = if gro { gro_segment(&h.msg_hdr) } else { None };
+            let size = segment.unwrap_or(buffer.len()).max(1);
+            for payload in buffer.chunks(size) {
+                let be_u64 = |at: usize| u64::from_be_bytes(payload[at..at + 8].try_into().unwrap()) as i128;
+                let is_udpcom = udpcom_header && payload.len() >= 56 && &payload[..4] == b"UDPC";
+                let (target, seq) = if is_udpcom {
+                    (Some(be_u64(24)).filter(|&t| t > 0), Some(be_u64(16) as u32))
+                } else {
+                    (
+                        (payload.len() >= 8)
+                            .then(|| u64::from_le_bytes(payload[..8].try_into().unwrap()) as i128)
+                            .filter(|&t| t > 0),
+                        (payload.len() >= 12).then(|| u32::from_le_bytes(payload[8..12].try_into().unwrap())),
+                    )
+                };
+                let mut at = read_at;
+                if stamp {
+                    match kernel_stamp(&h.msg_hdr) {
+                        // A udpcom header's target is on the realtime clock, as the stamp is.
+                        Some(realtime) => at = if is_udpcom { realtime } else { realtime - offset },
+                        None => panic!("a datagram without SO_TIMESTAMPING software stamp"),
+                    }
                 }
+                m.arrive(at, payload, if stamp { target } else { None }, seq);
             }
-            m.arrive(at, payload, if stamp { target } else { None }, seq);
         }
     }
     println!("{}", m.json(&mode));
     std::io::stdout().flush().unwrap();
     std::thread::sleep(Duration::from_millis(1));
+}
+
+/// The segment size of a coalesced buffer (`UDP_GRO` control message), if it is one.
+fn gro_segment(header: &libc::msghdr) -> Option<usize> {
+    // SAFETY: as in kernel_stamp; the payload of UDP_GRO is an int.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let size = libc::CMSG_DATA(cmsg).cast::<i32>().read_unaligned();
+                return usize::try_from(size).ok().filter(|&s| s > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
 }
 
 /// The software RX stamp (CLOCK_REALTIME ns) of a received datagram.

@@ -4,6 +4,7 @@
 //! udp_load blast --port P --rate PPS --count N [--cpu C] [--size 64]
 //! udp_load ping  --port P --count N [--cpu C] [--gap-us 200] [--timeout-ms 200] [--size 64]
 //!                [--local-port L]
+//! udp_load gso   --port P --count N [--rate PPS] [--seconds S] [--cpu C] [--size 64] [--segments 64]
 //! ```
 //!
 //! - `blast` sends `count` datagrams to 127.0.0.1:port at a fixed offered rate: batches of
@@ -12,6 +13,11 @@
 //!   rate holds). Payload: bytes 0..8 the departure time, 8..12 the sequence number.
 //! - `ping` sends one datagram, waits for it to come back, and records the round trip; then
 //!   waits `gap-us` and sends the next. Lost pings (no echo within the timeout) are counted.
+//!
+//! - `gso` sends `count` datagrams as UDP GSO messages (`UDP_SEGMENT`) of `segments` datagrams
+//!   each, one `sendmsg` per message: paced at `rate` (a message at its absolute time), or as
+//!   fast as it can without `--rate` (for at most `--seconds`). Payload: bytes 8..12 the
+//!   sequence number. The C-level ceiling of the benchmark's GSO rows.
 //!
 //! Each prints `READY <local port>` first and one JSON line with its result at the end.
 
@@ -54,7 +60,15 @@ fn main() {
             get("gap-us", "200").parse::<u64>().unwrap() * 1000,
             get("timeout-ms", "200").parse::<i32>().unwrap(),
         ),
-        _ => panic!("usage: udp_load blast|ping --port P ..."),
+        "gso" => gso(
+            &socket,
+            args.get("rate").map(|r| r.parse().unwrap()),
+            count,
+            get("seconds", "3600").parse().unwrap(),
+            size,
+            get("segments", "64").parse().unwrap(),
+        ),
+        _ => panic!("usage: udp_load blast|ping|gso --port P ..."),
     };
     println!("{result}");
 }
@@ -161,5 +175,62 @@ fn ping(socket: &UdpSocket, count: u64, size: usize, gap_ns: u64, timeout_ms: i3
         percentile(&rtts, 0.99),
         percentile(&rtts, 0.999),
         rtts.last().copied().unwrap_or(0)
+    )
+}
+
+fn gso(socket: &UdpSocket, rate: Option<f64>, count: u64, seconds: f64, size: usize, segments: usize) -> String {
+    let size = size.max(12);
+    let mut message = vec![0u8; size * segments];
+    // A control buffer for one UDP_SEGMENT (a u16), aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    let period_ns = rate.map(|r| segments as f64 * 1e9 / r);
+    let start = now_ns() + 1_000_000;
+    let end = start + (seconds * 1e9) as u64;
+    let (mut sent, mut errors, mut k) = (0u64, 0u64, 0u64);
+    while sent < count && now_ns() < end {
+        if let Some(period) = period_ns {
+            let due = start + (k as f64 * period) as u64;
+            k += 1;
+            if due > now_ns() {
+                sleep_until(due);
+            }
+        }
+        let n = (segments as u64).min(count - sent) as usize;
+        for i in 0..n {
+            message[i * size + 8..i * size + 12].copy_from_slice(&((sent + i as u64) as u32).to_le_bytes());
+        }
+        let mut iov = libc::iovec {
+            iov_base: message.as_mut_ptr().cast(),
+            iov_len: n * size,
+        };
+        // SAFETY: an all-zero msghdr is valid; it points at `iov` and `control`, which live for
+        // the call; CMSG_* stay inside `control`, which has room for one cmsg of a u16.
+        let r = unsafe {
+            let mut header: libc::msghdr = std::mem::zeroed();
+            header.msg_iov = &mut iov;
+            header.msg_iovlen = 1;
+            header.msg_control = control.as_mut_ptr().cast();
+            header.msg_controllen = libc::CMSG_SPACE(2) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&header);
+            (*cmsg).cmsg_level = libc::SOL_UDP;
+            (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(2) as usize;
+            libc::CMSG_DATA(cmsg).cast::<u16>().write_unaligned(size as u16);
+            libc::sendmsg(socket.as_raw_fd(), &header, 0)
+        };
+        if r < 0 {
+            errors += 1;
+            if errors > 1_000_000 {
+                panic!("sendmsg: {}", std::io::Error::last_os_error());
+            }
+            continue;
+        }
+        sent += n as u64;
+    }
+    let span = now_ns() - start;
+    format!(
+        "{{\"sent\":{sent},\"spanNs\":{span},\"offeredPps\":{},\"achievedPps\":{:.0},\"segments\":{segments},\"errors\":{errors}}}",
+        rate.unwrap_or(0.0),
+        sent as f64 * 1e9 / span as f64
     )
 }

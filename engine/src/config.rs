@@ -157,6 +157,10 @@ pub struct Options {
     pub multicast_loopback: Option<bool>,
     /// Received packets carry their destination address and interface.
     pub packet_info: Option<bool>,
+    /// `gso`: UDP segmentation offload on send (default: on where supported).
+    pub gso: Option<bool>,
+    /// `gro`: UDP receive coalescing (default: on where supported).
+    pub gro: Option<bool>,
 }
 
 /// Default ring capacity in packets.

@@ -67,6 +67,9 @@
 //!   in effect is read back by [`UdpEngine::socket_info`].
 //! - Control data that does not fit its buffer (`MSG_CTRUNC`) is counted
 //!   (`control_truncated`); the datagram is still delivered, without what was cut.
+//! - A kernel without UDP GSO or GRO gets plain datagrams (`SocketInfo::gso`, `gro` false); a
+//!   GSO message the kernel or device refuses (`EIO`, `EINVAL`, `EMSGSIZE`) is sent again
+//!   datagram by datagram, and the socket stops using GSO (`gso_fallbacks`).
 //! - An unconnected instance can only [`send_to`](UdpEngine::send_to), a connected one only
 //!   [`send`](UdpEngine::send): the other call fails with a coded error, as node:dgram's do.
 

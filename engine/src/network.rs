@@ -142,6 +142,12 @@ pub struct NetworkOptions {
     pub multicast_loopback: Option<bool>,
     /// `packetInfo`: received packets carry their destination address and interface.
     pub packet_info: bool,
+    /// `gso` (default true): send runs of equal-sized datagrams as one message with
+    /// `UDP_SEGMENT`, where the kernel supports it.
+    pub gso: bool,
+    /// `gro` (default true): ask the kernel to coalesce arriving datagrams (`UDP_GRO`), where
+    /// it supports it; the receiver splits them again.
+    pub gro: bool,
 }
 
 impl NetworkOptions {
@@ -188,6 +194,8 @@ impl NetworkOptions {
             multicast_ttl: number("multicast.ttl", options.multicast_ttl, 0, 255)?.map(|v| v as u32),
             multicast_loopback: options.multicast_loopback,
             packet_info: options.packet_info.unwrap_or(false),
+            gso: options.gso.unwrap_or(true),
+            gro: options.gro.unwrap_or(true),
         })
     }
 }
@@ -199,6 +207,8 @@ pub(crate) struct Applied {
     pub(crate) bound_interface_index: u32,
     /// Index of the outgoing multicast interface set (`multicast.interface`); 0: the route's.
     pub(crate) multicast_interface_index: u32,
+    /// `gso` asked and the kernel knows `UDP_SEGMENT`.
+    pub(crate) gso: bool,
 }
 
 /// The error of a refused `setsockopt`: `setsockopt <ERRNO> <OPTION> <value>`, with a hint
@@ -323,6 +333,12 @@ pub(crate) fn apply(socket: &Socket, options: &NetworkOptions, ipv4: bool) -> Re
     if options.packet_info {
         let option = if ipv4 { "IP_PKTINFO" } else { "IPV6_RECVPKTINFO" };
         sys::enable_packet_info(socket.as_fd(), !ipv4).map_err(refused(option, true))?;
+    }
+    // Offloads are asked for where the kernel has them; a kernel without them (ENOPROTOOPT)
+    // leaves plain datagrams, which getSocketInfo shows.
+    applied.gso = options.gso && sys::gso_supported(socket.as_fd());
+    if options.gro {
+        let _ = sys::enable_gro(socket.as_fd());
     }
     Ok(applied)
 }
@@ -535,6 +551,14 @@ pub struct SocketInfo {
     pub packet_info: bool,
     /// Groups joined, in the order they were joined.
     pub memberships: Vec<Membership>,
+    /// Whether runs of equal-sized datagrams leave as GSO messages now (`gso`): false when
+    /// the option is off, the kernel lacks `UDP_SEGMENT`, or a refused GSO send made the
+    /// sender fall back (`gso_fallbacks`).
+    pub gso: bool,
+    /// Most datagrams per GSO message.
+    pub gso_max_segments: u32,
+    /// Whether `UDP_GRO` is on (read back from the kernel).
+    pub gro: bool,
 }
 
 /// Reads back what is in effect on `socket`.
@@ -544,6 +568,7 @@ pub(crate) fn socket_info(
     remote: Option<SocketAddr>,
     applied: Applied,
     memberships: &[Membership],
+    gso_active: bool,
 ) -> Result<SocketInfo> {
     let ipv4 = local.is_ipv4();
     let interface = socket
@@ -588,6 +613,9 @@ pub(crate) fn socket_info(
             "IPV6_RECVPKTINFO"
         }))?,
         memberships: memberships.to_vec(),
+        gso: gso_active,
+        gso_max_segments: sys::GSO_MAX_SEGMENTS as u32,
+        gro: sys::gro_enabled(socket.as_fd()),
     })
 }
 
@@ -854,7 +882,7 @@ mod tests {
             }
             let applied = apply(&socket, &wanted, ipv4).unwrap();
             let local = socket.local_addr().unwrap().as_socket().unwrap();
-            let info = socket_info(&socket, local, None, applied, &[]).unwrap();
+            let info = socket_info(&socket, local, None, applied, &[], false).unwrap();
             let lo = interface_index("lo").unwrap();
             assert_eq!((info.ttl, info.dscp, info.socket_priority), (7, 46, 5), "{local}");
             let class = if ipv4 {
@@ -876,7 +904,7 @@ mod tests {
             assert_eq!(info.interface, None);
             // Not asked for: the kernel's defaults, and packet information off.
             let plain = udp(address);
-            let info = socket_info(&plain, local, None, Applied::default(), &[]).unwrap();
+            let info = socket_info(&plain, local, None, Applied::default(), &[], false).unwrap();
             assert!(!info.packet_info);
             assert_eq!(info.dscp, 0);
             assert!(info.ttl >= 1 && info.recv_buffer_bytes > 0 && info.send_buffer_bytes > 0);

@@ -196,7 +196,8 @@ impl Receiver {
         (self.receive, self.tx_stamps)
     }
 
-    /// Reads one batch of datagrams into the ring; returns how many it read (at least one).
+    /// Reads one batch of datagrams into the ring; returns how many buffers `recvmmsg` filled (at
+    /// least one; with GRO a buffer may hold several datagrams).
     fn read_datagrams(&mut self, clock: &mut RealtimeToMonotonic) -> std::io::Result<usize> {
         let shared = &*self.shared;
         let counters = &shared.counters.receiver;
@@ -211,61 +212,61 @@ impl Receiver {
             .map(|a| a.lock().unwrap_or_else(|p| p.into_inner()));
         let capturing = !self.captures.is_empty();
         let realtime_now = (analyzer.is_some() || path.reflector.is_some() || capturing).then(crate::time::realtime_ns);
+        let mut datagrams = 0u64;
         for i in 0..count {
-            let datagram = path.batch.datagram(i);
-            bytes += datagram.payload.len() as u64;
+            let buffer = path.batch.datagram(i);
             // A datagram whose control data was cut short is still delivered (it may lack its
             // kernel stamp or the drop count); the truncation is counted.
-            control_truncated += u64::from(datagram.ancillary.control_truncated);
-            let meta = recv_meta(&datagram, now, clock);
-            if let Some(realtime_now) = realtime_now {
-                // The header's times are CLOCK_REALTIME: the kernel's stamp as it came, else now.
-                let arrival_realtime = datagram.ancillary.software_ns.unwrap_or(realtime_now);
-                if let Some(analyzer) = analyzer.as_mut() {
-                    if let Some(source) = datagram.peer.to_socket_addr() {
-                        analyzer.analyze(meta.arrival_ns, arrival_realtime, source, datagram.payload);
+            control_truncated += u64::from(buffer.ancillary.control_truncated);
+            let meta = recv_meta(&buffer, now, clock);
+            dropped_total = buffer.ancillary.dropped_total.or(dropped_total);
+            // With GRO one buffer may hold several datagrams: each is handled on its own, all
+            // with the buffer's sender, stamp and control data.
+            for payload in gro_segments(buffer.payload, buffer.ancillary.gro_segment) {
+                let datagram = Datagram { payload, ..buffer };
+                datagrams += 1;
+                bytes += payload.len() as u64;
+                if let Some(realtime_now) = realtime_now {
+                    // The header's times are CLOCK_REALTIME: the kernel's stamp as it came, else now.
+                    let arrival_realtime = datagram.ancillary.software_ns.unwrap_or(realtime_now);
+                    if let Some(analyzer) = analyzer.as_mut() {
+                        if let Some(source) = datagram.peer.to_socket_addr() {
+                            analyzer.analyze(meta.arrival_ns, arrival_realtime, source, datagram.payload);
+                        }
+                    }
+                    if let Some(reflector) = path.reflector.as_mut() {
+                        if reflector.is_full() {
+                            flush_reflector(reflector, &self.socket, &mut self.captures, shared);
+                        }
+                        reflector.add(datagram.payload, datagram.peer, arrival_realtime);
+                    }
+                    if capturing {
+                        let stamp = match datagram.ancillary.software_ns {
+                            Some(_) => crate::pcap::StampSource::Kernel,
+                            None => crate::pcap::StampSource::User,
+                        };
+                        // With packetInfo, the address it was sent to (a group, say) rather
+                        // than the socket's own.
+                        let to = meta.destination;
+                        self.captures
+                            .received(datagram.payload, arrival_realtime, datagram.peer, to, stamp);
                     }
                 }
-                if let Some(reflector) = path.reflector.as_mut() {
-                    reflector.add(datagram.payload, datagram.peer, arrival_realtime);
-                }
-                if capturing {
-                    let stamp = match datagram.ancillary.software_ns {
-                        Some(_) => crate::pcap::StampSource::Kernel,
-                        None => crate::pcap::StampSource::User,
-                    };
-                    // With packetInfo, the address it was sent to (a group, say) rather than the
-                    // socket's own.
-                    let to = meta.destination;
-                    self.captures
-                        .received(datagram.payload, arrival_realtime, datagram.peer, to, stamp);
+                if path.deliver && path.ring.stage(meta, datagram.payload).is_err() {
+                    overflow += 1;
                 }
             }
-            if !path.deliver {
-                continue;
-            }
-            if path.ring.stage(meta, datagram.payload).is_err() {
-                overflow += 1;
-            }
-            dropped_total = datagram.ancillary.dropped_total.or(dropped_total);
         }
         drop(analyzer);
         if let Some(reflector) = path.reflector.as_mut() {
-            let captures = &mut self.captures;
-            let flushed = reflector.flush(self.socket.as_fd(), |reply, destination, send_ns| {
-                captures.sent(reply, send_ns, destination, None);
-            });
-            crate::reflect::count(flushed, counters);
-            if let Some(errno) = flushed.error {
-                shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
-            }
+            flush_reflector(reflector, &self.socket, &mut self.captures, shared);
         }
         if !path.deliver {
-            bump(&counters.not_delivered, count as u64);
+            bump(&counters.not_delivered, datagrams);
         }
         // Count before publishing: the JavaScript thread acquires the ring's head before it
         // delivers a packet, so whatever it has delivered is already counted as received.
-        bump(&counters.packets_received, count as u64);
+        bump(&counters.packets_received, datagrams);
         bump(&counters.bytes_received, bytes);
         bump(&counters.control_truncated, control_truncated);
         // Release: a reader that sees this overflow also sees the received count above.
@@ -395,6 +396,25 @@ impl Receiver {
     }
 }
 
+/// Sends the reflector's queued replies, counted; the captures see them.
+fn flush_reflector(reflector: &mut Reflector, socket: &UdpSocket, captures: &mut CaptureTaps, shared: &Shared) {
+    let flushed = reflector.flush(socket.as_fd(), |reply, destination, send_ns| {
+        captures.sent(reply, send_ns, destination, None);
+    });
+    crate::reflect::count(flushed, &shared.counters.receiver);
+    if let Some(errno) = flushed.error {
+        shared.set_last_error(Error::os("sendmmsg", errno, "reflected reply"));
+    }
+}
+
+/// The datagrams of one received buffer: with a `UDP_GRO` segment size, the buffer cut every
+/// `segment` bytes (the last may be shorter); else the buffer itself (an empty datagram too).
+fn gro_segments(buffer: &[u8], segment: Option<u32>) -> impl Iterator<Item = &[u8]> {
+    let size = segment.map_or(buffer.len(), |s| s as usize).max(1);
+    let whole = buffer.is_empty().then_some(buffer);
+    whole.into_iter().chain(buffer.chunks(size))
+}
+
 /// What the ring stores with a datagram: its arrival stamp (the kernel's, converted to
 /// CLOCK_MONOTONIC, when there is one; else the receiver's own clock read) and its sender.
 fn recv_meta(datagram: &Datagram<'_>, now: u64, clock: &mut RealtimeToMonotonic) -> RecvMeta {
@@ -415,5 +435,24 @@ fn recv_meta(datagram: &Datagram<'_>, now: u64, clock: &mut RealtimeToMonotonic)
         peer: datagram.peer,
         destination,
         interface_index: interface_index.unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod gro_tests {
+    use super::gro_segments;
+
+    #[test]
+    fn a_coalesced_buffer_is_cut_at_its_segment_size() {
+        let buffer: Vec<u8> = (0..10).collect();
+        let cut: Vec<&[u8]> = gro_segments(&buffer, Some(4)).collect();
+        assert_eq!(cut, [&[0, 1, 2, 3][..], &[4, 5, 6, 7], &[8, 9]]);
+        let cut: Vec<&[u8]> = gro_segments(&buffer, Some(5)).collect();
+        assert_eq!(cut, [&[0, 1, 2, 3, 4][..], &[5, 6, 7, 8, 9]]);
+        // No segment size, or one at least the buffer: one datagram; an empty one counts too.
+        assert_eq!(gro_segments(&buffer, None).count(), 1);
+        assert_eq!(gro_segments(&buffer, Some(64)).count(), 1);
+        assert_eq!(gro_segments(&[], None).collect::<Vec<_>>(), [&[][..]]);
+        assert_eq!(gro_segments(&[], Some(3)).count(), 1);
     }
 }

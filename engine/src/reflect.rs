@@ -46,6 +46,12 @@ impl Reflector {
         }
     }
 
+    /// Whether as many replies are queued as fit: flush before the next add (a GRO buffer
+    /// holds many datagrams, so one receive batch may need several flushes).
+    pub(crate) fn is_full(&self) -> bool {
+        self.count == RECV_BATCH
+    }
+
     /// Queues the reply to a datagram from `source` that arrived at `arrival_realtime_ns`.
     pub(crate) fn add(&mut self, payload: &[u8], source: PeerAddr, arrival_realtime_ns: u64) {
         debug_assert!(self.count < RECV_BATCH, "one reply per datagram of a batch");

@@ -6,7 +6,9 @@
 //! collects everything due across sources into one batch, earliest first (the ring before a
 //! stream at the same time, the ring's own order kept), writes the streams' departure times
 //! into their headers from one clock read right before the system call, and sends the batch
-//! with one `sendmmsg`. A packet whose time has passed leaves at once. Latency (departure −
+//! with one `sendmmsg`: with GSO on the socket (and no transmit stamps), runs of packets of one
+//! size for one destination in it go as one `UDP_SEGMENT` message each (up to 256 packets per
+//! batch then), else one datagram per message. A packet whose time has passed leaves at once. Latency (departure −
 //! target) is taken from that clock read. With nothing queued and no stream running the
 //! thread parks, costing no CPU, until `sendData` or `startStream` unparks it; while it waits
 //! for a stream's tick, a packet queued meanwhile wakes it (through `Shared::sender_wake`).
@@ -26,7 +28,7 @@ use crate::shared::{Notify, Shared};
 use crate::socket::UdpSocket;
 use crate::stats::{bump, LatencyRecorder, PUBLISH_INTERVAL_NS, PUBLISH_MAX_AGE_NS};
 use crate::stream::{ActiveStream, StreamEnd};
-use crate::sys::{self, SEND_BATCH};
+use crate::sys::{self, Segmented, GSO_BATCH, SEND_BATCH};
 use crate::time::{now_ns, RealtimeToMonotonic};
 use crate::timestamping::{SentLog, GENERATED_PACKET};
 
@@ -224,14 +226,18 @@ impl Sender {
         let counters = &shared.counters.sender;
         let connected = self.socket.remote_addr().is_some();
         let now = now_ns();
+        // With transmit stamps the kernel would stamp only a GSO message's first datagram:
+        // those go one by one, each with its stamp.
+        let gso = self.sent_log.is_none() && self.socket.gso_active();
+        let limit = if gso { GSO_BATCH } else { SEND_BATCH };
         let mut entries = [Entry {
             origin: Origin::Ring,
             target_ns: 0,
             destination: PeerAddr::default(),
-        }; SEND_BATCH];
+        }; GSO_BATCH];
         let (mut count, mut ring_taken) = (0, 0);
         let ring_available = self.ring.available();
-        while count < SEND_BATCH {
+        while count < limit {
             // The ring's next packet, if due: ordered by its target (its deadline, or without
             // one the moment it was queued).
             let ring = (ring_taken < ring_available)
@@ -293,7 +299,7 @@ impl Sender {
                 stream.stamp_departures(depart_realtime);
             }
         }
-        let mut payloads: [&[u8]; SEND_BATCH] = [&[]; SEND_BATCH];
+        let mut payloads: [&[u8]; GSO_BATCH] = [&[]; GSO_BATCH];
         let mut ring_index = 0;
         for (payload, entry) in payloads.iter_mut().zip(&entries[..count]) {
             *payload = match entry.origin {
@@ -323,27 +329,21 @@ impl Sender {
             }
         }
         let sent_before = counters.datagrams_sent.load(Ordering::Relaxed);
-        let result = if connected {
-            sys::send_many(self.socket.as_fd(), &payloads[..count], None, 0)
-        } else {
-            // Unconnected: each packet names its destination, and one batch may go to several.
-            // The connected path above never looks at addresses.
-            let mut destinations = [PeerAddr::default(); SEND_BATCH];
+        // Unconnected: each packet names its destination, and one batch may go to several.
+        // The connected path never looks at addresses.
+        let mut destinations = [PeerAddr::default(); GSO_BATCH];
+        if !connected {
             for (destination, entry) in destinations.iter_mut().zip(&entries[..count]) {
                 *destination = entry.destination;
             }
-            sys::send_many(self.socket.as_fd(), &payloads[..count], Some(&destinations[..count]), 0)
-        };
-        let (done, failed) = match result {
-            Ok(sent) => (sent, 0),
-            // SO_SNDTIMEO expired on a full send buffer, or a signal: nothing was sent, try
-            // again (after checking for stop).
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINTR)) => (0, 0),
-            // The first packet failed (ECONNREFUSED after an ICMP port unreachable,
-            // ENETUNREACH, EMSGSIZE, ...): count it, remember why, go on with the next.
-            Err(e) => {
-                shared.set_last_error(Error::from_io("sendmmsg", &e, ""));
-                (1, 1)
+        }
+        let destinations = (!connected).then_some(&destinations[..count]);
+        let (done, failed) = if gso {
+            self.send_segmented(&payloads[..count], destinations)
+        } else {
+            match sys::send_many(self.socket.as_fd(), &payloads[..count], destinations, 0) {
+                Ok(sent) => (sent, 0),
+                Err(e) => self.send_error(e, 1),
             }
         };
         bump(&counters.datagrams_sent, (done - failed) as u64);
@@ -357,6 +357,50 @@ impl Sender {
             }
         }
         self.account(&entries[..count], done, failed, depart_ns, latencies, late_after_ns);
+    }
+
+    /// Sends the batch as GSO messages (runs of one size for one destination, see
+    /// [`sys::group_segments`]) with one `sendmmsg`; returns (datagrams done, of which failed)
+    /// as [`Sender::account`] takes them. A GSO message the kernel refuses (`EIO`: the device
+    /// cannot checksum, on kernels before 6.12, or IPsec; `EMSGSIZE` on 6.x, `EINVAL` before:
+    /// a segment larger than the route's MTU allows; `EINVAL`: a socket without UDP checksums)
+    /// turns GSO off on the socket, counted: nothing of it was sent, so the next round sends
+    /// the same datagrams one by one (which the kernel may fragment, or refuse one by one).
+    fn send_segmented(&self, payloads: &[&[u8]], destinations: Option<&[PeerAddr]>) -> (usize, usize) {
+        let mut lengths = [0usize; GSO_BATCH];
+        for (length, payload) in lengths.iter_mut().zip(payloads) {
+            *length = payload.len();
+        }
+        let mut messages = [Segmented::default(); GSO_BATCH];
+        let count = sys::group_segments(&lengths[..payloads.len()], destinations, &mut messages);
+        let messages = &messages[..count];
+        match sys::send_segmented(self.socket.as_fd(), payloads, messages, destinations, 0) {
+            Ok(sent) => (messages[..sent].iter().map(|m| m.count).sum(), 0),
+            Err(e)
+                if messages[0].count > 1
+                    && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL | libc::EMSGSIZE)) =>
+            {
+                self.socket.stop_gso();
+                bump(&self.shared.counters.sender.gso_fallbacks, 1);
+                (0, 0)
+            }
+            Err(e) => self.send_error(e, messages[0].count),
+        }
+    }
+
+    /// (done, failed) after a send whose first message (of `datagrams` datagrams) failed.
+    fn send_error(&self, e: std::io::Error, datagrams: usize) -> (usize, usize) {
+        match e.raw_os_error() {
+            // SO_SNDTIMEO expired on a full send buffer, or a signal: nothing was sent, try
+            // again (after checking for stop).
+            Some(libc::EAGAIN | libc::EINTR) => (0, 0),
+            // The first message failed (ECONNREFUSED after an ICMP port unreachable,
+            // ENETUNREACH, EMSGSIZE, ...): count its datagrams, remember why, go on with the next.
+            _ => {
+                self.shared.set_last_error(Error::from_io("sendmmsg", &e, ""));
+                (datagrams, datagrams)
+            }
+        }
     }
 
     fn ring_entry(&self, meta: SendMeta, ring_taken: &mut usize) -> Entry {

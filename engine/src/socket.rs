@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, SockAddr, Type};
@@ -25,6 +26,9 @@ pub(crate) struct UdpSocket {
     remote: Option<SocketAddr>,
     /// What the lab-network options resolved to.
     applied: Applied,
+    /// Whether the sender groups datagrams into GSO messages: from `gso` and the kernel's
+    /// support, cleared for good when a GSO send is refused (the sender's fallback).
+    gso_active: AtomicBool,
 }
 
 impl UdpSocket {
@@ -70,6 +74,7 @@ impl UdpSocket {
             local,
             remote,
             applied,
+            gso_active: AtomicBool::new(applied.gso),
         })
     }
 
@@ -113,7 +118,24 @@ impl UdpSocket {
 
     /// What is in effect on the socket, with the memberships the caller keeps.
     pub(crate) fn info(&self, memberships: &[Membership]) -> Result<SocketInfo> {
-        network::socket_info(&self.socket, self.local, self.remote, self.applied, memberships)
+        network::socket_info(
+            &self.socket,
+            self.local,
+            self.remote,
+            self.applied,
+            memberships,
+            self.gso_active(),
+        )
+    }
+
+    /// Whether sends may use GSO now.
+    pub(crate) fn gso_active(&self) -> bool {
+        self.gso_active.load(Ordering::Relaxed)
+    }
+
+    /// Stops GSO on this socket: a GSO send was refused (`EIO`, `EINVAL`, `EMSGSIZE`).
+    pub(crate) fn stop_gso(&self) {
+        self.gso_active.store(false, Ordering::Relaxed);
     }
 
     /// Datagrams the kernel dropped on this socket so far (full receive buffer).

@@ -77,6 +77,9 @@ pub(crate) struct SenderCounters {
     pub stalls: AtomicU64,
     /// The spin window currently in use, in ns.
     pub spin_window_ns: AtomicU64,
+    /// GSO sends the kernel refused (`EIO`, `EINVAL`, `EMSGSIZE`); their datagrams were sent again
+    /// without GSO, which the socket then stops using.
+    pub gso_fallbacks: AtomicU64,
 }
 
 /// Counters written by the receiver thread.
@@ -379,6 +382,9 @@ pub struct Stats {
     pub control_truncated: u64,
     /// Spin window in use by the sender, in ns.
     pub spin_window_ns: u64,
+    /// GSO sends the kernel refused (`EIO`, `EINVAL`, `EMSGSIZE`: see the sender):
+    /// their datagrams were sent again one by one, and the socket stopped using GSO.
+    pub gso_fallbacks: u64,
     /// Send latency (departure − target).
     pub latency: LatencySummary,
     /// Transmit timestamps matched to packets.
@@ -437,6 +443,7 @@ impl Counters {
             stalls: read(&tx.stalls),
             control_truncated: read(&rx.control_truncated),
             spin_window_ns: read(&tx.spin_window_ns),
+            gso_fallbacks: read(&tx.gso_fallbacks),
             latency,
             tx_timestamps: read(&rx.tx_timestamps),
             tx_records_dropped: read(&rx.tx_records_dropped),

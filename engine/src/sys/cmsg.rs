@@ -32,6 +32,8 @@ pub(crate) unsafe trait Plain: Copy {}
 unsafe impl Plain for u32 {}
 // SAFETY: as above.
 unsafe impl Plain for i32 {}
+// SAFETY: as above.
+unsafe impl Plain for u16 {}
 // SAFETY: two i64 fields on 64-bit Linux, no padding (checked below).
 unsafe impl Plain for [libc::timespec; 3] {}
 // SAFETY: u32, four u8, u32, u32: 16 bytes without padding (checked below).
@@ -158,6 +160,11 @@ impl Cmsg<'_> {
                     error.ee_errno == libc::ENOMSG as u32 && error.ee_origin == libc::SO_EE_ORIGIN_TIMESTAMPING;
                 is_stamp.then_some(Control::TxStampKey(error.ee_data))
             }
+            (libc::SOL_UDP, libc::UDP_GRO) => {
+                // An int; 0 would not cut anything (the buffer is then one datagram).
+                let size = self.read::<i32>()?;
+                u32::try_from(size).ok().filter(|&s| s > 0).map(Control::GroSegment)
+            }
             (libc::SOL_IP, libc::IP_PKTINFO) => {
                 // ipi_addr is the destination in the IP header (a group, a broadcast address or
                 // ours); ipi_spec_dst is the local address a reply would come from.
@@ -191,6 +198,9 @@ pub(crate) enum Control {
     /// `IP_RECVERR` / `IPV6_RECVERR` of an error-queue entry that is a transmit timestamp
     /// (`ENOMSG`, origin `SO_EE_ORIGIN_TIMESTAMPING`): its `SOF_TIMESTAMPING_OPT_ID` key.
     TxStampKey(u32),
+    /// `UDP_GRO`: the buffer holds several datagrams that arrived coalesced, each this many
+    /// bytes but the last (which may be shorter).
+    GroSegment(u32),
     /// `IP_PKTINFO` / `IPV6_PKTINFO`: the datagram's destination address and the index of the
     /// interface it arrived on.
     PacketInfo {
@@ -258,7 +268,6 @@ pub(crate) struct Encoder<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NoSpace;
 
-#[cfg_attr(not(test), expect(dead_code, reason = "first user: UDP_SEGMENT on send (issue 15)"))]
 impl<'a> Encoder<'a> {
     /// An encoder writing from the start of `buffer`.
     pub(crate) fn new(buffer: &'a mut ControlBuffer) -> Self {
@@ -306,6 +315,8 @@ pub(crate) struct Ancillary {
     pub(crate) hardware_ns: Option<u64>,
     /// `IP_PKTINFO` / `IPV6_PKTINFO`: (destination address, arrival interface index).
     pub(crate) packet_info: Option<(IpAddr, u32)>,
+    /// `UDP_GRO`: the buffer is several datagrams of this size (the last may be shorter).
+    pub(crate) gro_segment: Option<u32>,
     /// The control data did not fit (`MSG_CTRUNC`): something above may be missing.
     pub(crate) control_truncated: bool,
 }
@@ -325,6 +336,7 @@ impl Ancillary {
                     destination,
                     interface_index,
                 }) => ancillary.packet_info = Some((destination, interface_index)),
+                Some(Control::GroSegment(size)) => ancillary.gro_segment = Some(size),
                 Some(Control::TxStampKey(_)) | None => {}
             }
         }
@@ -353,7 +365,7 @@ impl TxStamp {
             match cmsg.decode() {
                 Some(Control::Timestamps(stamps)) => (stamp.software_ns, stamp.hardware_ns) = stamps,
                 Some(Control::TxStampKey(found)) => key = Some(found),
-                Some(Control::DroppedTotal(_) | Control::PacketInfo { .. }) | None => {}
+                Some(Control::DroppedTotal(_) | Control::PacketInfo { .. } | Control::GroSegment(_)) | None => {}
             }
         }
         key.map(|key| TxStamp { key, ..stamp })
@@ -441,11 +453,44 @@ mod tests {
                 software_ns: Some(1_700_000_000_123_456_789),
                 hardware_ns: Some(42),
                 packet_info: None,
+                gro_segment: None,
                 control_truncated: false,
             }
         );
         assert!(Ancillary::parse(&bytes, libc::MSG_CTRUNC).control_truncated);
         assert_eq!(Ancillary::parse(&[], 0), Ancillary::default());
+    }
+
+    #[test]
+    fn a_coalesced_buffer_names_its_segment_size() {
+        // UDP_GRO is an int at SOL_UDP, beside the stamp; 0, negative or short: no segments.
+        let bytes = control(&[
+            (libc::SOL_SOCKET, libc::SCM_TIMESTAMPING, &stamps(9_000, 0), None),
+            (libc::SOL_UDP, libc::UDP_GRO, &bytes_of(1472i32), None),
+        ]);
+        let ancillary = Ancillary::parse(&bytes, 0);
+        assert_eq!(
+            (ancillary.gro_segment, ancillary.software_ns),
+            (Some(1472), Some(9_000))
+        );
+        for data in [bytes_of(0i32), bytes_of(-5i32), bytes_of(64i32)[..2].to_vec()] {
+            let bytes = control(&[(libc::SOL_UDP, libc::UDP_GRO, &data, None)]);
+            assert_eq!(Ancillary::parse(&bytes, 0).gro_segment, None, "{data:?}");
+        }
+        // UDP_GRO is only a segment size at SOL_UDP.
+        let bytes = control(&[(libc::SOL_IP, libc::UDP_GRO, &bytes_of(64i32), None)]);
+        assert_eq!(Ancillary::parse(&bytes, 0).gro_segment, None);
+        // What the sender writes for UDP_SEGMENT: a u16 in CMSG_LEN(2), read back as written.
+        let mut buffer = ControlBuffer::default();
+        let mut encoder = Encoder::new(&mut buffer);
+        encoder.push(libc::SOL_UDP, libc::UDP_SEGMENT, 1472u16).unwrap();
+        assert_eq!(encoder.len(), cmsg_space(2));
+        let cmsg = Cmsgs::new(encoder.written()).next().unwrap();
+        assert_eq!(
+            (cmsg.level, cmsg.kind, cmsg.data.len()),
+            (libc::SOL_UDP, libc::UDP_SEGMENT, 2)
+        );
+        assert_eq!(cmsg.read::<u16>(), Some(1472));
     }
 
     fn pktinfo_v4(ifindex: i32, destination: [u8; 4], spec_dst: [u8; 4]) -> Vec<u8> {

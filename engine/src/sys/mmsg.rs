@@ -28,6 +28,20 @@ fn message_header(iov: &mut libc::iovec) -> libc::mmsghdr {
     header
 }
 
+/// Writes `destination` (none, or the empty address: no address in the message) into `name`
+/// and points `header` at it.
+pub(super) fn address_to(
+    header: &mut libc::mmsghdr,
+    name: &mut MaybeUninit<RawSockAddr>,
+    destination: Option<&PeerAddr>,
+) {
+    if let Some(raw) = destination.and_then(RawSockAddr::from_peer) {
+        let name = name.write(raw);
+        header.msg_hdr.msg_name = name.as_ptr();
+        header.msg_hdr.msg_namelen = name.len;
+    }
+}
+
 /// Points `header` at `control` for the kernel to write control data into.
 fn with_control(header: &mut libc::mmsghdr, control: &mut ControlBuffer) {
     header.msg_hdr.msg_control = control.as_mut_ptr();
@@ -85,11 +99,7 @@ pub(crate) fn send_many(
             iov_len: payloads[i].len(),
         });
         let mut header = message_header(iov);
-        if let Some(name) = destinations.and_then(|d| d.get(i)).and_then(RawSockAddr::from_peer) {
-            let name = names[i].write(name);
-            header.msg_hdr.msg_name = name.as_ptr();
-            header.msg_hdr.msg_namelen = name.len;
-        }
+        address_to(&mut header, &mut names[i], destinations.and_then(|d| d.get(i)));
         headers[i].write(header);
     }
     // SAFETY: the first `count` headers are initialized and point at iovecs that point into

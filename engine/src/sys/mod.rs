@@ -2,6 +2,7 @@
 //!
 //! - [`mmsg`]: `sendmmsg` and `recvmmsg` batches (datagrams, and the error queue's transmit
 //!   stamps), with their message headers;
+//! - [`offload`]: UDP segmentation on send (GSO) and coalescing on receive (GRO);
 //! - [`cmsg`]: control messages (ancillary data) of received messages, decoded;
 //! - [`sockopt`]: socket options (`SO_RXQ_OVFL`, `SO_TIMESTAMPING`, `IP_PKTINFO`,
 //!   `MCAST_JOIN_SOURCE_GROUP`, ...) and `SO_MEMINFO`;
@@ -21,11 +22,15 @@ use crate::addr::PeerAddr;
 mod cmsg;
 mod ethtool;
 mod mmsg;
+mod offload;
 mod sched;
 mod sockopt;
 
 pub(crate) use ethtool::{enable_hardware_timestamping, ethtool_ts_info, interface_with_address, EthtoolTsInfo};
 pub(crate) use mmsg::{send_many, Datagram, ErrQueueBatch, RecvBatch, RECV_BATCH, RECV_BUFFER, SEND_BATCH};
+pub(crate) use offload::{
+    enable_gro, gro_enabled, group_segments, gso_supported, send_segmented, Segmented, GSO_BATCH, GSO_MAX_SEGMENTS,
+};
 #[cfg(test)]
 pub(crate) use sched::current_scheduling;
 pub(crate) use sched::{lock_current_stack, lock_regions, set_fifo_priority, set_normal_scheduling};

@@ -93,7 +93,7 @@ pub(crate) fn enable_packet_info(fd: BorrowedFd<'_>, ipv6: bool) -> io::Result<(
 }
 
 /// Reads an integer socket option.
-fn int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+pub(super) fn int_option(fd: BorrowedFd<'_>, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
     let mut value: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: `value` and `len` are valid for writes of the size passed in `len`.
