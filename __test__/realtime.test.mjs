@@ -56,6 +56,22 @@ test('priority puts the workers under SCHED_FIFO', (t) => {
   }
 })
 
+test('a send-only instance with transmit stamps: the sender under SCHED_FIFO, its stamp reader not (RT throttling counts them together)', (t) => {
+  if (!isRoot) {
+    t.skip('needs root (or CAP_SYS_NICE) to use SCHED_FIFO')
+    return
+  }
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { direction: 0, priority: 10, timestamping: 'software' })
+  udp.initSocket()
+  udp.start()
+  try {
+    const policies = Object.fromEntries(udpcomThreads().map((worker) => [worker.comm, threadScheduling(worker.tid).policy]))
+    assert.deepEqual(policies, { 'udpcom-send': SCHED_FIFO, 'udpcom-recv': SCHED_OTHER })
+  } finally {
+    udp.closeSocket()
+  }
+})
+
 test('priority 0 means normal scheduling', () => {
   const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 9, { priority: 0 })
   udp.initSocket()

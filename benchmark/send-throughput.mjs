@@ -3,6 +3,10 @@
 // datagrams the receiver read / time from its first to its last datagram. Every packet a
 // sender says it sent and the receiver did not get is shown as lost.
 //
+// Every datagram crosses the kernel's stack on its own here: udpcom and the native run have
+// `gso: false` (section 11 has the GSO rows; a GSO sender outruns this plain receiver, and its
+// losses would be the receiver's).
+//
 // Senders, each for `seconds`, as fast as they can:
 // - udpcom sendData loop: JavaScript (CPU 0) queues one packet per call; when the ring (65,536
 //   packets) is full it sleeps 1 ms. The sender worker (CPU 1) sends with sendmmsg.
@@ -29,7 +33,7 @@ async function measure(variant, seconds) {
     const port = await receiver.ready()
     let sender
     if (variant === 'native') {
-      sender = tool('native_bench', ['send', '--port', port, '--seconds', seconds, '--cpu', CPU.APP, '--worker-cpu', CPU.IO])
+      sender = tool('native_bench', ['send', '--port', port, '--seconds', seconds, '--cpu', CPU.APP, '--worker-cpu', CPU.IO, '--gso', '0'])
     } else {
       const cpu = variant === 'dgram' ? CPU.IO : CPU.APP
       sender = nodeRole(import.meta.url, variant, { port, seconds }, { cpu })
@@ -81,7 +85,7 @@ export async function run({ smoke }) {
     const met = failures.length > 0 && judged.met ? null : judged.met
     return {
       section: '1',
-      name: `Send throughput, ${name} (64 B, delivered; median (range) of ${repeats})`,
+      name: `Send throughput, ${name} (64 B, gso: false, delivered; median (range) of ${repeats})`,
       udpcom: describe(v, true),
       dgram: describe('dgram', false),
       ratio: fmtRatio(vsDgram),
@@ -100,7 +104,7 @@ export async function run({ smoke }) {
 // Roles (child processes).
 async function udpcomSender({ port, seconds }, batch) {
   const UdpCom = loadUdpCom()
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', port, { direction: 0, cpu: CPU.IO, capacity: CAPACITY })
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', port, { direction: 0, cpu: CPU.IO, capacity: CAPACITY, gso: false })
   udp.initSocket()
   udp.start()
   emit(`READY ${udp.localPort}`)

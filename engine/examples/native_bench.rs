@@ -2,7 +2,7 @@
 //! doing what the Node benchmark does through the binding.
 //!
 //! ```text
-//! native_bench send    --port P --seconds S [--cpu C] [--worker-cpu W] [--size 64]
+//! native_bench send    --port P --seconds S [--cpu C] [--worker-cpu W] [--size 64] [--gso 0|1]
 //! native_bench receive [--cpu C] [--worker-cpu W]             (stdin: report | quit)
 //! native_bench echo    --local-port L --port P [--cpu C] [--worker-cpu W] [--priority N]
 //!                      [--inline-send]                        (stdin: quit)
@@ -77,6 +77,7 @@ fn main() {
         priority: num("priority"),
         capacity,
         inline_send: args.contains_key("inline-send").then_some(true),
+        gso: args.get("gso").map(|value| value != "0"),
         ..Default::default()
     };
     match mode.as_str() {
