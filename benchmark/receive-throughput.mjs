@@ -1,13 +1,18 @@
 // 2. Receive throughput into JavaScript without loss.
 //
 // Definition: the highest offered rate at which a burst of `burstSeconds` × rate 64-byte
-// datagrams, sent at that fixed rate by an independent native load generator (udp_load blast,
-// CPU 1, sendmmsg batches paced on CLOCK_MONOTONIC), arrives in JavaScript complete: every
+// datagrams, sent at that fixed rate by an independent native load generator (udp_load gso,
+// CPU 1: UDP GSO messages of 8 datagrams, each at its absolute time on CLOCK_MONOTONIC),
+// arrives in JavaScript complete: every
 // datagram handed to the JavaScript callback or promise, none lost anywhere. The rate is
 // found with a ladder (×1.5 steps from 40k pps), then two bisection steps between the last
 // lossless and the first lossy rate; a rate counts as lossless if one of two tries is
 // (the VM has hiccups). A rate the generator cannot offer (achieved < 95% of offered) ends
-// the ladder: the result is then "≥" the rate it did offer, if nothing was lost.
+// the ladder: the result is then "≥" the rate it did offer, if nothing was lost. GSO lets one
+// generator CPU offer well beyond what separate sendmmsg datagrams reach (~300k pps here, which
+// every receiver took without loss); no receiver here uses GRO (udpcom and the native run have
+// gro: false; section 11 has the GRO rows), so the kernel cuts each message into datagrams
+// before they reach the socket, and every receiver reads them one by one.
 //
 // The variants are interleaved: every receiver is started at once (idle ones cost nothing),
 // and each rung of the ladder, and each bisection step, is tried on every variant still in
@@ -41,7 +46,7 @@ const VARIANTS = ['receiveData', 'receiveBatch', 'onPackets', 'dgram', 'native']
 
 export function startReceiver(variant, options = {}) {
   if (variant === 'native') {
-    return tool('native_bench', ['receive', '--cpu', CPU.APP, '--worker-cpu', options.workerCpu ?? WORKER_CPU])
+    return tool('native_bench', ['receive', '--cpu', CPU.APP, '--worker-cpu', options.workerCpu ?? WORKER_CPU, '--gro', '0'])
   }
   return nodeRole(import.meta.url, variant, options, { cpu: CPU.APP })
 }
@@ -52,7 +57,7 @@ export async function trial(receiver, port, rate, burstSeconds) {
   // not this burst's.
   const before = await receiver.ask('report')
   const count = Math.max(2000, Math.round(rate * burstSeconds))
-  const blaster = tool('udp_load', ['blast', '--port', port, '--rate', rate, '--count', count, '--cpu', CPU.IO])
+  const blaster = tool('udp_load', ['gso', '--segments', 8, '--port', port, '--rate', rate, '--count', count, '--cpu', CPU.IO])
   await blaster.ready()
   const blast = await blaster.json(burstSeconds * 1000 + 60_000)
   await blaster.close()
@@ -199,24 +204,29 @@ export async function run({ smoke }) {
   }
   const row = (name, v) => {
     const r = ratio(best(v).median, best('dgram').median)
+    // receiveData's own target (a promise per packet) is 1.5×; the batch forms' 2×.
+    const factor = v === 'receiveData' ? 1.5 : 2
     // udpcom limited by the generator (a lower bound) against an exact dgram figure: the
-    // target can be shown met, not missed.
+    // target can be shown met, not missed. Both limited: neither figure is a limit, so a ratio
+    // short of the target says nothing either.
     const lowerBound = limited(v) && !limited('dgram')
+    const bothLimited = limited(v) && limited('dgram')
     const notes = failure ? [failure] : []
     const sameBuffer = buffers(v).length === 1 && buffers(v)[0] === buffers('dgram')[0] && buffers(v)[0] !== null
     if (!sameBuffer) notes.push(`the sockets got different receive buffers (udpcom ${buffers(v).join(', ')} B, dgram ${buffers('dgram').join(', ')} B)`)
-    const judged = verdict(r >= 2, { 'udpcom/dgram': r }, notes)
+    if (bothLimited) notes.push('udpcom and node:dgram both took the highest rate the generator offered without loss')
+    const judged = verdict(r >= factor, { 'udpcom/dgram': r }, notes)
     let met = judged.met
-    if (met === false && lowerBound) met = null
+    if (met === false && (lowerBound || bothLimited)) met = null
     if (met === true && notes.length > 0) met = null
     return {
       section: '2',
       name: `Receive into JS without loss, ${name} (median (range) of ${repeats}; socket buffer as \`ss\` shows it)`,
       udpcom: show(v),
       dgram: show('dgram'),
-      ratio: `${lowerBound ? '≥ ' : ''}${fmtRatio(r)}`,
+      ratio: `${lowerBound ? '≥ ' : bothLimited ? '~' : ''}${fmtRatio(r)}`,
       native: show('native'),
-      target: '≥ 2× dgram',
+      target: `≥ ${factor}× dgram`,
       met,
       note: judged.note,
     }
@@ -231,7 +241,7 @@ export async function run({ smoke }) {
 // time of the process since the last report.
 async function udpcomReceiver(variant, { workerCpu = WORKER_CPU } = {}) {
   const UdpCom = loadUdpCom()
-  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, cpu: workerCpu })
+  const udp = new UdpCom('127.0.0.1', 0, '127.0.0.1', 0, { direction: 1, cpu: workerCpu, gro: false })
   udp.initSocket()
   udp.start()
   let count = 0

@@ -8,7 +8,9 @@
 // kernel stamps of the packet tap (--time-stamp-precision=nano, --immediate-mode), read back
 // by tshark. Each datagram carries its sequence number, so gaps are taken only between
 // consecutive datagrams that both arrived: |actual gap − recorded gap| p50 / p99 / max, and
-// how many arrived. Every replayer runs pinned to CPU 1 (taskset), in its best configuration:
+// how many arrived. Every replayer runs pinned to CPU 1 (taskset; udpcom's and replay_native's
+// sender worker by their `cpu` option, their main threads, which only wait, elsewhere; both
+// with gso: false, so that each datagram is a frame tcpdump counts), in its best configuration:
 // udpcom's worker and replay_native under SCHED_FIFO 80 (their own options), tcpreplay
 // --timer=nano (nanosleep) under SCHED_FIFO 80 (chrt); the two that busy-wait, tcpreplay's
 // default timer (gtod: a gettimeofday loop) and the node:dgram loop, at normal priority, since
@@ -90,7 +92,10 @@ async function measure(ns, who, file, count, dir) {
     const rt = { cpu: CPU.IO, netns: ns.send }
     let replayer
     if (who === 'udpcom' || who === 'dgram') {
-      replayer = nodeRole(import.meta.url, who, { file, count }, rt)
+      // node:dgram's JavaScript thread is its replayer: on CPU 1. udpcom's replayer is its
+      // worker (pinned to CPU 1 by its own `cpu` option); its JavaScript thread only waits, on
+      // CPU 0, as replay_native's main thread is not on the worker's CPU either.
+      replayer = nodeRole(import.meta.url, who, { file, count }, who === 'udpcom' ? { cpu: CPU.APP, netns: ns.send } : rt)
       await replayer.ready()
       await replayer.json(120_000)
     } else if (who === 'native') {
@@ -169,7 +174,9 @@ export async function run({ smoke }) {
 // Roles.
 async function udpcomRole({ file, count }) {
   const UdpCom = loadUdpCom()
-  const udp = new UdpCom(SENDER, 0, RECEIVER, PORT, { direction: 0, cpu: CPU.IO, priority: RT_PRIORITY })
+  // gso: false, as in replay_native: tcpdump on the veth sees a GSO message (datagrams due
+  // together, after a late wake-up) as one frame, which this count of frames would miss.
+  const udp = new UdpCom(SENDER, 0, RECEIVER, PORT, { direction: 0, cpu: CPU.IO, priority: RT_PRIORITY, gso: false })
   udp.initSocket()
   udp.start()
   emit('READY 0')

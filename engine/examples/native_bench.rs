@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! native_bench send    --port P --seconds S [--cpu C] [--worker-cpu W] [--size 64] [--gso 0|1]
-//! native_bench receive [--cpu C] [--worker-cpu W]             (stdin: report | quit)
+//! native_bench receive [--cpu C] [--worker-cpu W] [--gro 0|1]  (stdin: report | quit)
 //! native_bench echo    --local-port L --port P [--cpu C] [--worker-cpu W] [--priority N]
 //!                      [--inline-send]                        (stdin: quit)
 //! native_bench cost    [--calls 100000] [--rounds 7]
@@ -78,6 +78,7 @@ fn main() {
         capacity,
         inline_send: args.contains_key("inline-send").then_some(true),
         gso: args.get("gso").map(|value| value != "0"),
+        gro: args.get("gro").map(|value| value != "0"),
         ..Default::default()
     };
     match mode.as_str() {
