@@ -487,8 +487,9 @@ impl ActiveStream {
                 && self.next > 0
                 && self.schedule.total.is_none_or(|t| self.next < t)
             {
+                // It ends once that datagram is done (`complete`): a reader that sees the end
+                // sees it counted.
                 self.owes_final = true;
-                self.shared.set_end(StreamEnd::Stopped);
                 return false;
             }
             self.shared.set_end(StreamEnd::Stopped);
@@ -577,6 +578,7 @@ impl ActiveStream {
         let done = self.batch_done;
         if self.owes_final && done > 0 {
             self.owes_final = false;
+            self.shared.set_end(StreamEnd::Stopped);
         } else {
             self.next += done as u64;
         }
