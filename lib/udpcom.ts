@@ -622,7 +622,6 @@ export class UdpCom implements AsyncIterable<ReceivedPacket> {
     return this.#native.sendFlat(bytes, lengths, count, stamps ?? null, to ?? null)
   }
 
-
   /**
    * Starts a stream of packets generated natively on the sender thread: tick i leaves at exactly
    * `startNs + i × period` (computed from i, so an hour has no drift and a late tick does not

@@ -136,10 +136,8 @@ async function receive(options: RecvOptions, host: string, port: number, context
     `udpcom recv: listening on ${where}${joined}${options.count ? `, for ${formatCount(options.count)} datagrams` : ''}${options.durationNs ? `, for ${formatNs(options.durationNs)}` : ''}${options.analyze ? `, analysing ${options.analyze} headers` : ''}${options.capture ? `, capturing to ${options.capture}` : ''} (Ctrl-C ends)`,
   )
 
-  let recorded: ReceiveSample | undefined
   let lastSample: ReceiveSample | undefined
   const record = (sample: ReceiveSample): void => {
-    recorded = sample
     const analysed = analysis?.sample()
     const values = analysed === undefined ? { ...sample } : { ...sample, ...analysed }
     recorder.add(sample.timeS, values)
@@ -159,7 +157,7 @@ async function receive(options: RecvOptions, host: string, port: number, context
   // interval's totals are the run's), else only when it is not very short (a rate over a few
   // milliseconds would mean little).
   const tail = meter.sample()
-  const changed = recorded === undefined || tail.received !== recorded.received || tail.droppedTotal !== recorded.droppedTotal
+  const changed = lastSample === undefined || tail.received !== lastSample.received || tail.droppedTotal !== lastSample.droppedTotal
   if (changed || tail.intervalNs >= 50e6) record(tail)
   // Everything captured is written before the workers stop (close() is exact).
   const captured = capture === undefined ? undefined : await capture.close()
